@@ -1,0 +1,271 @@
+"""Level-Based Foraging in pure JAX, with the exact rules of `lbforaging==2.0.0` (specs/lbf.md).
+
+Rules in brief (P players, F foods, grid R x C):
+- actions NONE=0, NORTH=1, SOUTH=2, WEST=3, EAST=4, LOAD=5; an invalid action becomes NONE;
+- a player moves iff no other player targets the same cell (staying players target their own cell);
+- every LOADing player orthogonally adjacent to a food joins it; the food is collected iff the
+  joiners' levels sum to at least its level; joiner i gets level_i * food / (sum_levels * spawned);
+- the episode ends when every food is collected (termination) or after `max_steps` (truncation).
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from netmarl.envs.core import Array, Box, Environment, TimeStep, make_timestep
+
+NONE, NORTH, SOUTH, WEST, EAST, LOAD = range(6)
+ACTION_NAMES = ("NONE", "NORTH", "SOUTH", "WEST", "EAST", "LOAD")
+_DELTAS = jnp.array([[0, 0], [-1, 0], [1, 0], [0, -1], [0, 1], [0, 0]], jnp.int32)  # [6, 2]
+RULES = ("v3", "paper")
+
+
+class LBFState(NamedTuple):
+    """The full state of one LBF episode."""
+
+    pos: Array  # [P, 2] int32, (row, col) of each player
+    level: Array  # [P] int32, player levels
+    food_pos: Array  # [F, 2] int32, (row, col) of each food slot
+    food_level: Array  # [F] int32, 0 once collected (or if it could not be spawned)
+    food_spawned: Array  # [] float32, total food level spawned this episode (reward normaliser)
+    step: Array  # [] int32, env steps taken this episode
+
+
+@dataclasses.dataclass(frozen=True)
+class LBF(Environment):
+    """Level-Based Foraging (vector observations).
+
+    Args:
+      rows, cols: grid size.
+      num_players: P; num_food: F (maximum number of foods spawned).
+      sight: observation radius in cells; `rows` for full observability (the package's default).
+      force_coop: every food gets the maximum level (tasks ending in `-coop`).
+      rules: "v3" (lbforaging 2.0.0) or "paper" (v1/v2: non-coop food level in [1, max - 1]).
+      max_steps: time limit in env steps.
+      time_limit_truncation: report the time limit as truncation (True) or, as the package does, as
+        an ordinary end of episode (False: terminated, so learners do not bootstrap).
+      penalty: reward subtracted from every joiner of a failed LOAD.
+      normalize_reward: divide rewards so that collecting every food sums to 1.
+    """
+
+    rows: int = 10
+    cols: int = 10
+    num_players: int = 3
+    num_food: int = 3
+    sight: int = 10
+    force_coop: bool = False
+    rules: str = "v3"
+    max_steps: int = 50
+    time_limit_truncation: bool = True
+    penalty: float = 0.0
+    normalize_reward: bool = True
+    min_player_level: int = 1
+    max_player_level: int = 2
+    min_food_level: int = 1
+    max_food_level: int | None = None
+
+    def __post_init__(self):
+        _check_lbf_args(self)
+
+    num_actions = 6
+
+    @property
+    def num_agents(self) -> int:
+        return self.num_players
+
+    @property
+    def obs_dim(self) -> int:
+        return 3 * (self.num_food + self.num_players)
+
+    @property
+    def state_dim(self) -> int:
+        return 3 * (self.num_food + self.num_players) + 1
+
+    @property
+    def name(self) -> str:
+        coop = "-coop" if self.force_coop else ""
+        sight = f"-{self.sight}s" if self.sight != self.rows else ""
+        return (f"lbf:Foraging{sight}-{self.rows}x{self.cols}-{self.num_players}p-"
+                f"{self.num_food}f{coop}[{self.rules}]")
+
+    @property
+    def observation_space(self) -> Box:
+        """Per-agent observation space, with the package's bounds."""
+        max_food = self.max_food_level or min(3, self.num_players) * self.max_player_level
+        low = [-1, -1, 0] * (self.num_food + self.num_players)
+        high = ([self.cols - 1, self.rows - 1, max_food] * self.num_food
+                + [self.cols - 1, self.rows - 1, self.max_player_level] * self.num_players)
+        return Box(tuple(low), tuple(high), (self.obs_dim,))
+
+    # --- reset -------------------------------------------------------------------------------------
+
+    def _reset(self, key: Array):
+        key_pos, key_level, key_food = jax.random.split(key, 3)
+        cells = jax.random.choice(key_pos, self.rows * self.cols, (self.num_players,), replace=False)
+        pos = jnp.stack([cells // self.cols, cells % self.cols], -1).astype(jnp.int32)
+        level = jax.random.randint(
+            key_level, (self.num_players,), self.min_player_level, self.max_player_level + 1)
+        food_pos, food_level = self._spawn_food(key_food, pos, level)
+        state = LBFState(pos, level.astype(jnp.int32), food_pos, food_level,
+                         food_level.sum().astype(jnp.float32), jnp.int32(0))
+        return state, self._timestep(state, jnp.zeros(self.num_players), False, False)
+
+    def _food_level_bounds(self, level: Array) -> tuple[Array, Array]:
+        """Inclusive [low, high] bounds of a food's level for these player levels."""
+        if self.max_food_level is None:
+            high = jnp.sort(level)[:3].sum()
+        else:
+            high = jnp.int32(self.max_food_level)
+        if self.force_coop:
+            return high, high
+        low = jnp.int32(self.min_food_level)
+        if self.rules == "paper":  # v1/v2 drew randint(low, high) with an exclusive upper bound
+            high = jnp.where(low == high, high, high - 1)
+        return low, high
+
+    def _spawn_food(self, key: Array, pos: Array, level: Array) -> tuple[Array, Array]:
+        """Places foods one by one uniformly on valid cells (the package's rejection sampler)."""
+        low, high = self._food_level_bounds(level)
+        rr, cc = jnp.meshgrid(jnp.arange(self.rows), jnp.arange(self.cols), indexing="ij")
+        interior = (rr >= 1) & (rr <= self.rows - 2) & (cc >= 1) & (cc <= self.cols - 2)
+        free = interior & ~_grid_of(pos, jnp.ones(self.num_players, bool), (self.rows, self.cols))
+
+        def place(free, key):
+            key_cell, key_level = jax.random.split(key)
+            logits = jnp.where(free.ravel(), 0.0, -jnp.inf)
+            cell = jax.random.categorical(key_cell, logits)
+            ok = free.any()
+            r, c = cell // self.cols, cell % self.cols
+            food_level = jnp.where(ok, jax.random.randint(key_level, (), low, high + 1), 0)
+            near = ((jnp.abs(rr - r) <= 1) & (jnp.abs(cc - c) <= 1)) | (
+                (rr == r) & (jnp.abs(cc - c) <= 2)) | ((cc == c) & (jnp.abs(rr - r) <= 2))
+            return free & ~(near & ok), (jnp.stack([r, c]).astype(jnp.int32), food_level)
+
+        _, (food_pos, food_level) = jax.lax.scan(place, free, jax.random.split(key, self.num_food))
+        return food_pos, food_level.astype(jnp.int32)
+
+    # --- step --------------------------------------------------------------------------------------
+
+    def _step(self, key: Array, state: LBFState, actions: Array):
+        del key  # LBF transitions are deterministic
+        avail = self.avail_actions(state)
+        actions = jnp.where(avail[jnp.arange(self.num_players), actions], actions, NONE)
+        pos = _resolve_moves(state.pos, actions)
+        reward, food_level = self._load(state._replace(pos=pos), actions == LOAD)
+        step = state.step + 1
+        state = state._replace(pos=pos, food_level=food_level, step=step)
+        all_collected = food_level.sum() == 0
+        time_up = step >= self.max_steps
+        if self.time_limit_truncation:
+            terminated, truncated = all_collected, time_up & ~all_collected
+        else:
+            terminated, truncated = all_collected | time_up, jnp.bool_(False)
+        return state, self._timestep(state, reward, terminated, truncated)
+
+    def _load(self, state: LBFState, loading: Array) -> tuple[Array, Array]:
+        """Resolves LOAD actions: returns (per-player rewards [P], remaining food levels [F])."""
+        dist = jnp.abs(state.pos[:, None, :] - state.food_pos[None, :, :]).sum(-1)  # [P, F]
+        joins = loading[:, None] & (dist == 1) & (state.food_level[None, :] > 0)  # [P, F]
+        join_level = (joins * state.level[:, None]).sum(0)  # [F]
+        collected = joins.any(0) & (join_level >= state.food_level)  # [F]
+        gain = (state.level[:, None] * state.food_level[None, :]).astype(jnp.float32)  # [P, F]
+        if self.normalize_reward:
+            gain = gain / (jnp.maximum(join_level, 1) * state.food_spawned)[None, :]
+        per_food = jnp.where(collected[None, :], gain, -self.penalty)
+        reward = jnp.where(joins, per_food, 0.0).sum(1)
+        return reward, jnp.where(collected, 0, state.food_level)
+
+    def avail_actions(self, state: LBFState) -> Array:
+        """[P, 6] bool: moves inside the grid onto food-free cells; LOAD next to a food."""
+        field = self.field(state)
+        r, c = state.pos[:, 0], state.pos[:, 1]
+        rmax, cmax = self.rows - 1, self.cols - 1
+        north = (r > 0) & (field[jnp.maximum(r - 1, 0), c] == 0)
+        south = (r < rmax) & (field[jnp.minimum(r + 1, rmax), c] == 0)
+        west = (c > 0) & (field[r, jnp.maximum(c - 1, 0)] == 0)
+        east = (c < cmax) & (field[r, jnp.minimum(c + 1, cmax)] == 0)
+        # The package clamps indices at the border (so a border player "looks" at its own cell).
+        adjacent_food = (field[jnp.maximum(r - 1, 0), c] + field[jnp.minimum(r + 1, rmax), c]
+                         + field[r, jnp.maximum(c - 1, 0)] + field[r, jnp.minimum(c + 1, cmax)])
+        return jnp.stack([jnp.ones_like(north), north, south, west, east, adjacent_food > 0], -1)
+
+    def field(self, state: LBFState) -> Array:
+        """[R, C] int32 grid of food levels (the package's `env.field`)."""
+        grid = jnp.zeros((self.rows, self.cols), jnp.int32)
+        return grid.at[state.food_pos[:, 0], state.food_pos[:, 1]].add(state.food_level)
+
+    # --- observations ------------------------------------------------------------------------------
+
+    def _timestep(self, state: LBFState, reward, terminated, truncated) -> TimeStep:
+        obs = jax.vmap(self._observe, in_axes=(None, 0))(state, jnp.arange(self.num_players))
+        return make_timestep(obs, self.global_state(state), self.avail_actions(state), reward,
+                             terminated, truncated)
+
+    def _observe(self, state: LBFState, i: Array) -> Array:
+        """Agent i's vector observation [3F + 3P] (package layout: foods, then self, then others)."""
+        me = state.pos[i]
+        origin = jnp.maximum(me - self.sight, 0)
+        limit = jnp.minimum(me + self.sight, jnp.array([self.rows - 1, self.cols - 1]))
+        food_seen = (state.food_level > 0) & jnp.all(
+            (state.food_pos >= origin) & (state.food_pos <= limit), -1)
+        food_order = state.food_pos[:, 0] * self.cols + state.food_pos[:, 1]  # row-major
+        foods = _pack(state.food_pos - origin, state.food_level, food_seen, food_order)
+        rel = state.pos - origin
+        seen = jnp.all((rel >= 0) & (rel <= 2 * self.sight), -1)
+        order = jnp.where(jnp.arange(self.num_players) == i, -1, jnp.arange(self.num_players))
+        players = _pack(rel, state.level, seen, order)
+        return jnp.concatenate([foods, players]).astype(jnp.float32)
+
+    def global_state(self, state: LBFState) -> Array:
+        """[3F + 3P + 1]: absolute (row, col, level) of every food (-1, -1, 0 once collected) and
+        every player, in slot order, then the elapsed fraction of the time limit."""
+        alive = state.food_level > 0
+        foods = jnp.where(alive[:, None], jnp.c_[state.food_pos, state.food_level], jnp.array([-1, -1, 0]))
+        players = jnp.c_[state.pos, state.level]
+        t = state.step / self.max_steps
+        return jnp.concatenate([foods.ravel(), players.ravel(), t[None]]).astype(jnp.float32)
+
+    def render(self, state: LBFState) -> np.ndarray:
+        from netmarl.envs.render import render_grid
+        return render_grid(self.rows, self.cols, np.asarray(state.pos), np.asarray(state.level),
+                           np.asarray(state.food_pos), np.asarray(state.food_level),
+                           self.sight if self.sight < max(self.rows, self.cols) else None)
+
+
+def _pack(coords: Array, levels: Array, seen: Array, order: Array) -> Array:
+    """Entries [K, 3] = (row, col, level), seen ones first in `order`, unseen as (-1, -1, 0)."""
+    key = jnp.where(seen, order, order.max() + 1 + jnp.arange(order.shape[0]))
+    idx = jnp.argsort(key)
+    entries = jnp.c_[coords, levels][idx]
+    return jnp.where(seen[idx][:, None], entries, jnp.array([-1, -1, 0])).ravel()
+
+
+def _resolve_moves(pos: Array, actions: Array) -> Array:
+    """Moves every player whose target cell no other player targets (staying = own cell)."""
+    target = pos + _DELTAS[actions]
+    clash = jnp.all(target[:, None, :] == target[None, :, :], -1).sum(1) > 1
+    return jnp.where(clash[:, None], pos, target)
+
+
+def _grid_of(pos: Array, mask: Array, shape: tuple[int, int]) -> Array:
+    """[R, C] bool grid with True at the masked positions."""
+    return jnp.zeros(shape, bool).at[pos[:, 0], pos[:, 1]].max(mask)
+
+
+def _check_lbf_args(env: LBF) -> None:
+    if env.rules not in RULES:
+        raise ValueError(f"LBF rules={env.rules!r} is not known; accepted: {', '.join(RULES)}")
+    for field in ("rows", "cols", "num_players", "num_food", "sight", "max_steps"):
+        if getattr(env, field) < 1:
+            raise ValueError(f"LBF {field}={getattr(env, field)} must be a positive integer")
+    if env.rows < 3 or env.cols < 3:
+        raise ValueError(f"LBF grid {env.rows}x{env.cols} is too small: foods need an interior (>= 3x3)")
+    if env.num_players > env.rows * env.cols:
+        raise ValueError(f"LBF: {env.num_players} players do not fit on a {env.rows}x{env.cols} grid")
+    if not 1 <= env.min_player_level <= env.max_player_level:
+        raise ValueError(f"LBF player levels [{env.min_player_level}, {env.max_player_level}] "
+                         "must satisfy 1 <= min <= max")

@@ -1,0 +1,91 @@
+"""The environment registry: one dict of families and one dict of presets, nothing else.
+
+    make("lbf:Foraging-2s-10x10-3p-3f", rules="paper")   # family "lbf", task id, options
+    make("matrix:climbing", episode_length=1)
+    make("lbf-easy")                                     # a named preset (see PRESETS)
+"""
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Callable
+
+from netmarl.envs.core import Environment
+from netmarl.envs.lbf import LBF
+from netmarl.envs.matrix import GAMES, make_matrix
+
+_LBF_ID = re.compile(r"^Foraging(?:-(?P<sight>\d+)s)?-(?P<rows>\d+)x(?P<cols>\d+)-(?P<players>\d+)p-"
+                     r"(?P<food>\d+)f(?P<coop>-coop)?(?P<pen>-pen)?$")
+_LBF_EXAMPLE = "Foraging[-<sight>s]-<rows>x<cols>-<players>p-<food>f[-coop][-pen], e.g. Foraging-2s-10x10-3p-3f"
+
+
+def make_lbf(task: str, **options) -> LBF:
+    """Parses an lbforaging task id (without the -v3 suffix) into an `LBF`; options override."""
+    match = _LBF_ID.match(task)
+    if match is None:
+        hint = " (drop the version suffix; pick rules='v3' or 'paper')" if task.endswith("-v3") else ""
+        raise ValueError(f"LBF task id {task!r} not understood{hint}; accepted: {_LBF_EXAMPLE}")
+    rows = int(match["rows"])
+    params = dict(rows=rows, cols=int(match["cols"]), num_players=int(match["players"]),
+                  num_food=int(match["food"]), sight=int(match["sight"] or rows),
+                  force_coop=bool(match["coop"]), penalty=0.1 if match["pen"] else 0.0)
+    return _construct(LBF, {**params, **options})
+
+
+def _make_matrix(task: str, **options) -> Environment:
+    return _call(make_matrix, task, options, ("episode_length", "k"))
+
+
+# family -> (constructor(task, **options), description of accepted tasks)
+FAMILIES: dict[str, tuple[Callable[..., Environment], str]] = {
+    "lbf": (make_lbf, _LBF_EXAMPLE),
+    "matrix": (_make_matrix, ", ".join(sorted(GAMES)) + ", penalty-<k>"),
+}
+
+# preset -> (environment id, default options); specs/lbf.md fixes the LBF presets.
+PRESETS: dict[str, tuple[str, dict]] = {
+    "lbf-easy": ("lbf:Foraging-10x10-3p-3f", {"rules": "paper"}),
+    "lbf-medium": ("lbf:Foraging-2s-10x10-3p-3f", {"rules": "paper"}),
+    "lbf-hard": ("lbf:Foraging-15x15-4p-3f", {"rules": "paper"}),
+    "lbf-tiny": ("lbf:Foraging-5x5-2p-1f-coop", {}),
+}
+
+
+def make(name: str, **options) -> Environment:
+    """Builds an environment from a preset name or a `family:task` id; `options` override defaults."""
+    if name in PRESETS:
+        env_id, defaults = PRESETS[name]
+        return make(env_id, **{**defaults, **options})
+    family, sep, task = name.partition(":")
+    if not sep or family not in FAMILIES:
+        raise ValueError(f"unknown environment {name!r}; accepted: presets {', '.join(PRESETS)}, "
+                         f"or family:task with family in {', '.join(FAMILIES)} "
+                         f"(e.g. lbf:Foraging-8x8-2p-2f-coop, matrix:climbing)")
+    constructor, _ = FAMILIES[family]
+    return constructor(task, **options)
+
+
+def register(family: str, constructor: Callable[..., Environment], description: str) -> None:
+    """Adds an environment family; `constructor(task, **options)` must return an Environment."""
+    if family in FAMILIES:
+        raise ValueError(f"environment family {family!r} is already registered")
+    FAMILIES[family] = (constructor, description)
+
+
+def register_preset(name: str, env_id: str, **defaults) -> None:
+    """Adds a named preset for an environment id with default options."""
+    if name in PRESETS:
+        raise ValueError(f"environment preset {name!r} is already registered")
+    PRESETS[name] = (env_id, defaults)
+
+
+def _construct(cls, kwargs: dict):
+    names = [f.name for f in dataclasses.fields(cls)]
+    return _call(cls, None, kwargs, names)
+
+
+def _call(fn, task, kwargs: dict, accepted) -> Environment:
+    unknown = sorted(set(kwargs) - set(accepted))
+    if unknown:
+        raise ValueError(f"unknown environment option(s) {unknown}; accepted: {', '.join(accepted)}")
+    return fn(**kwargs) if task is None else fn(task, **kwargs)
