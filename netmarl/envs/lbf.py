@@ -105,7 +105,8 @@ class LBF(Environment):
 
     def _reset(self, key: Array):
         key_pos, key_level, key_food = jax.random.split(key, 3)
-        cells = jax.random.choice(key_pos, self.rows * self.cols, (self.num_players,), replace=False)
+        # P distinct cells uniformly (top-k of i.i.d. uniforms: same law as the package's sampler)
+        cells = jax.lax.top_k(jax.random.uniform(key_pos, (self.rows * self.cols,)), self.num_players)[1]
         pos = jnp.stack([cells // self.cols, cells % self.cols], -1).astype(jnp.int32)
         level = jax.random.randint(
             key_level, (self.num_players,), self.min_player_level, self.max_player_level + 1)
@@ -134,18 +135,20 @@ class LBF(Environment):
         interior = (rr >= 1) & (rr <= self.rows - 2) & (cc >= 1) & (cc <= self.cols - 2)
         free = interior & ~_grid_of(pos, jnp.ones(self.num_players, bool), (self.rows, self.cols))
 
-        def place(free, key):
-            key_cell, key_level = jax.random.split(key)
-            logits = jnp.where(free.ravel(), 0.0, -jnp.inf)
-            cell = jax.random.categorical(key_cell, logits)
+        def place(free, draw):
+            u, level_draw = draw  # [R*C] uniforms pick a uniform free cell; one draw for the level
+            cell = jnp.argmax(jnp.where(free.ravel(), u, -1.0))
             ok = free.any()
             r, c = cell // self.cols, cell % self.cols
-            food_level = jnp.where(ok, jax.random.randint(key_level, (), low, high + 1), 0)
+            food_level = jnp.where(ok, low + jnp.floor(level_draw * (high - low + 1)).astype(jnp.int32), 0)
             near = ((jnp.abs(rr - r) <= 1) & (jnp.abs(cc - c) <= 1)) | (
                 (rr == r) & (jnp.abs(cc - c) <= 2)) | ((cc == c) & (jnp.abs(rr - r) <= 2))
             return free & ~(near & ok), (jnp.stack([r, c]).astype(jnp.int32), food_level)
 
-        _, (food_pos, food_level) = jax.lax.scan(place, free, jax.random.split(key, self.num_food))
+        k_cell, k_level = jax.random.split(key)
+        draws = (jax.random.uniform(k_cell, (self.num_food, self.rows * self.cols)),
+                 jax.random.uniform(k_level, (self.num_food,)))
+        _, (food_pos, food_level) = jax.lax.scan(place, free, draws)
         return food_pos, food_level.astype(jnp.int32)
 
     # --- step --------------------------------------------------------------------------------------
@@ -237,11 +240,15 @@ class LBF(Environment):
 
 
 def _pack(coords: Array, levels: Array, seen: Array, order: Array) -> Array:
-    """Entries [K, 3] = (row, col, level), seen ones first in `order`, unseen as (-1, -1, 0)."""
+    """Entries [K, 3] = (row, col, level), seen ones first in `order`, unseen as (-1, -1, 0).
+
+    Ranks by pairwise comparison and places entries with a one-hot (K is small; faster than argsort).
+    """
     key = jnp.where(seen, order, order.max() + 1 + jnp.arange(order.shape[0]))
-    idx = jnp.argsort(key)
-    entries = jnp.c_[coords, levels][idx]
-    return jnp.where(seen[idx][:, None], entries, jnp.array([-1, -1, 0])).ravel()
+    rank = (key[None, :] < key[:, None]).sum(1)  # [K], distinct keys -> a permutation
+    place = jax.nn.one_hot(rank, key.shape[0], dtype=jnp.int32)  # [K (entry), K (slot)]
+    entries = jnp.where(seen[:, None], jnp.c_[coords, levels], jnp.array([-1, -1, 0]))
+    return (place.T @ entries).ravel()
 
 
 def _resolve_moves(pos: Array, actions: Array) -> Array:
