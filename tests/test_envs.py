@@ -82,7 +82,7 @@ def test_penalty_k_and_repeated_game():
     for t, joint in enumerate([(0, 0), (1, 1), (2, 2)]):
         state, ts = env.step(None, state, jnp.array(joint))
         assert bool(ts.terminated) == (t == 2)
-        np.testing.assert_array_equal(ts.obs[0, :6], np.eye(3)[list(joint)].ravel())  # last joint action
+        np.testing.assert_array_equal(ts.obs[0, 1:7], np.eye(3)[list(joint)].ravel())  # last joint action
     assert float(ts.team_reward) == 5.0
 
 

@@ -2,8 +2,9 @@
 
 Common-payoff games give the team reward R = M[a_1, ..., a_N], shared equally (r_i = R / N). The
 stag hunt is symmetric but not common-payoff: player i receives M[a_i, a_other]; the team reward is
-the sum of the two. Observations (and the global state) are the one-hot previous joint action
-[N * A] followed by the elapsed fraction of the episode t / T: identical for every agent.
+the sum of the two. Observations (and the global state) are a constant 1 (so that state-conditioned
+networks such as QMIX's hypernetworks see a non-zero input), the one-hot previous joint action
+[N * A] and the elapsed fraction of the episode t / T: identical for every agent.
 """
 from __future__ import annotations
 
@@ -72,7 +73,7 @@ class MatrixGame(Environment):
 
     @property
     def obs_dim(self) -> int:
-        return self.num_agents * self.num_actions + 1
+        return self.num_agents * self.num_actions + 2
 
     @property
     def state_dim(self) -> int:
@@ -103,7 +104,7 @@ class MatrixGame(Environment):
 
     def _timestep(self, state: MatrixState, reward: Array, terminated):
         onehot = jax.nn.one_hot(state.prev_actions, self.num_actions).ravel()  # -1 -> zeros
-        obs = jnp.concatenate([onehot, (state.step / self.episode_length)[None]])
+        obs = jnp.concatenate([jnp.ones(1), onehot, (state.step / self.episode_length)[None]])
         avail = jnp.ones((self.num_agents, self.num_actions), bool)
         return make_timestep(jnp.tile(obs, (self.num_agents, 1)), obs, avail, reward,
                              terminated, False)

@@ -1,0 +1,240 @@
+"""One Q-learner for the whole value-decomposition family (IQL, VDN, VDN (PS), QMIX, DVDN).
+
+Per agent and transition (double Q, target network ω⁻; specs/dvdn.md):
+
+    a*_i = argmax_{u available} Q_i(o'_i, u; ω_i)
+    δ_i  = r_i + γ (1 − terminated) Q_i(o'_i, a*_i; ω⁻_i) − Q_i(o_i, a_i; ω_i)
+
+A decomposed team-TD strategy turns δ [N] into Δ̂ [N] and each agent minimises (δ_i + sg(Δ̂_i − δ_i))²;
+a mixed strategy (QMIX) minimises the squared TD of Q_tot = mix(Q_1..Q_N; s). Time-limit truncation
+bootstraps (only `terminated` zeroes the discount).
+"""
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from netmarl.algos.value.team_td import get_team_td, surrogate_loss
+from netmarl.config import AlgoConfig
+from netmarl.envs.core import Environment
+from netmarl.nets.agents import AgentNet, apply_agents, init_agents, make_agent_net, with_agent_ids
+from netmarl.nets.mixers import make_qmix
+from netmarl.train.replay import Episode
+
+Array = jax.Array
+
+
+class RewardStats(NamedTuple):
+    """Running mean and variance of the team reward (Chan et al. parallel update)."""
+
+    count: Array  # []
+    mean: Array  # []
+    var: Array  # []
+
+
+class LearnerState(NamedTuple):
+    params: Any  # agent parameters, leaves [N, ...] (or unbatched when shared)
+    target_params: Any
+    mixer_params: Any  # {} without a mixer
+    target_mixer_params: Any
+    opt_state: Any
+    updates: Array  # [] int32, learner updates done
+    reward_stats: RewardStats
+
+
+class LearnMetrics(NamedTuple):
+    loss: Array  # [] mean loss over filled transitions
+    td_abs: Array  # [] mean |Σ_i δ_i| (the joint TD), a progress signal comparable across strategies
+    q_taken: Array  # [] mean Q_i(o_i, a_i)
+    grad_norm: Array  # [] global gradient norm before clipping
+
+
+def clip_by_agent_norm(max_norm: float) -> optax.GradientTransformation:
+    """Clips each agent's gradient (slice i of every leaf [N, ...]) to norm `max_norm` separately."""
+
+    def update(grads, state, params=None):
+        del params
+        sq = sum(jnp.sum(jnp.square(g).reshape(g.shape[0], -1), 1) for g in jax.tree.leaves(grads))
+        scale = jnp.minimum(1.0, max_norm / jnp.maximum(jnp.sqrt(sq), 1e-12))  # [N]
+        return jax.tree.map(lambda g: g * scale.reshape(-1, *[1] * (g.ndim - 1)), grads), state
+
+    return optax.GradientTransformation(lambda params: optax.EmptyState(), update)
+
+
+class QLearner:
+    """The learner's static parts (networks, optimiser, strategy); its state is a LearnerState."""
+
+    def __init__(self, config: AlgoConfig, env: Environment):
+        self.config = config
+        self.num_agents, self.num_actions = env.num_agents, env.num_actions
+        self.obs_dim = env.obs_dim + (env.num_agents if config.shared_params else 0)
+        self.state_dim = env.state_dim
+        self.team_td = get_team_td(config.team_td)
+        self.net: AgentNet = make_agent_net(config.agent, env.num_actions, config.hidden, config.layers)
+        self.mixer = None
+        if self.team_td.mixer is not None:
+            m = config.mixer
+            self.mixer = make_qmix(m.embed, m.hyper_hidden, m.activation)
+        self.tx = self._optimiser()
+        _check_algo(config)
+
+    def _optimiser(self) -> optax.GradientTransformation:
+        clip = (optax.clip_by_global_norm if self.config.shared_params else clip_by_agent_norm)
+        agents = optax.chain(clip(self.config.grad_clip), optax.adam(self.config.lr))
+        mixer = optax.chain(optax.clip_by_global_norm(self.config.grad_clip), optax.adam(self.config.lr))
+        return optax.multi_transform({"agents": agents, "mixer": mixer},
+                                     {"agents": "agents", "mixer": "mixer"})
+
+    # --- state -------------------------------------------------------------------------------------
+
+    def init(self, key: Array) -> LearnerState:
+        k_agents, k_mixer = jax.random.split(key)
+        params = init_agents(self.net, k_agents, self.obs_dim, self.num_agents,
+                             self.config.shared_params)
+        mixer_params = (self.mixer.init(k_mixer, self.num_agents, self.state_dim)
+                        if self.mixer else {})
+        opt_state = self.tx.init({"agents": params, "mixer": mixer_params})
+        stats = RewardStats(jnp.float32(1e-4), jnp.float32(0.0), jnp.float32(1.0))
+        return LearnerState(params, params, mixer_params, mixer_params, opt_state, jnp.int32(0), stats)
+
+    def initial_hidden(self) -> Array:
+        """[N, H] zero recurrent state for the start of an episode."""
+        return jnp.zeros((self.num_agents, self.net.hidden_dim))
+
+    def prepare_obs(self, obs: Array) -> Array:
+        """Appends agent ids under parameter sharing. [..., N, O] -> [..., N, O']."""
+        return with_agent_ids(obs) if self.config.shared_params else obs
+
+    # --- acting ------------------------------------------------------------------------------------
+
+    def act(self, params, obs: Array, h: Array, avail: Array, epsilon: Array, key: Array):
+        """ε-greedy joint action over available actions: obs [N, O], h [N, H], avail [N, A] ->
+        (actions [N] int32, h' [N, H])."""
+        q, h = apply_agents(self.net, params, self.prepare_obs(obs), h, self.config.shared_params)
+        greedy = jnp.argmax(jnp.where(avail, q, -jnp.inf), -1)
+        k_explore, k_random = jax.random.split(key)
+        random = jax.random.categorical(k_random, jnp.where(avail, 0.0, -jnp.inf))
+        explore = jax.random.uniform(k_explore, (self.num_agents,)) < epsilon
+        return jnp.where(explore, random, greedy).astype(jnp.int32), h
+
+    def epsilon(self, env_steps: Array) -> Array:
+        """Linear ε schedule in env steps."""
+        c = self.config
+        frac = jnp.clip(env_steps / max(c.eps_anneal_steps, 1), 0.0, 1.0)
+        return c.eps_start + frac * (c.eps_finish - c.eps_start)
+
+    # --- learning ----------------------------------------------------------------------------------
+
+    def q_sequence(self, params, obs: Array) -> Array:
+        """Q-values along one episode: obs [T+1, N, O] -> q [T+1, N, A] (GRU unrolled from zero)."""
+        obs = self.prepare_obs(obs)
+
+        def step(h, o):
+            q, h = apply_agents(self.net, params, o, h, self.config.shared_params)
+            return h, q
+
+        if not self.net.recurrent:  # feed-forward: all time steps in one batched call
+            return jax.vmap(step, (None, 0))(self.initial_hidden(), obs)[1]
+        return jax.lax.scan(step, self.initial_hidden(), obs)[1]
+
+    def agent_td(self, q_tm1: Array, a_tm1: Array, r_t: Array, discount_t: Array, q_t: Array,
+                 q_t_target: Array, avail_t: Array):
+        """Per-agent double-Q TD for one transition.
+
+        Args: q_tm1 [N, A], a_tm1 [N], r_t [N], discount_t [], q_t / q_t_target [N, A] (online /
+          target at the next observation), avail_t [N, A].
+        Returns: (δ [N], Q_i(o_i, a_i) [N], bootstrap values Q⁻_i(o'_i, a*_i) [N]).
+        """
+        selector = q_t if self.config.double_q else q_t_target
+        a_star = jnp.argmax(jnp.where(avail_t, selector, -jnp.inf), -1)
+        v_t = jnp.take_along_axis(q_t_target, a_star[:, None], -1)[:, 0]
+        q_taken = jnp.take_along_axis(q_tm1, a_tm1[:, None], -1)[:, 0]
+        delta = r_t + discount_t * jax.lax.stop_gradient(v_t) - q_taken
+        return delta, q_taken, v_t
+
+    def loss(self, trainable, state: LearnerState, batch: Episode, weights):
+        """Mean loss over the filled transitions of a batch of episodes [B, ...]."""
+        params, mixer_params = trainable["agents"], trainable["mixer"]
+        q = jax.vmap(self.q_sequence, (None, 0))(params, batch.obs)  # [B, T+1, N, A]
+        q_target = jax.vmap(self.q_sequence, (None, 0))(state.target_params, batch.obs)
+        r_t = self.reward_shares(batch.reward, state.reward_stats)  # [B, T, N]
+        discount_t = self.config.gamma * (1.0 - batch.terminated)
+        td = jax.vmap(jax.vmap(self.agent_td))  # over batch and time
+        delta, q_taken, v_t = td(q[:, :-1], batch.action, r_t, discount_t, q[:, 1:],
+                                 q_target[:, 1:], batch.avail[:, 1:])
+        if self.mixer is None:
+            team = jax.vmap(jax.vmap(self.team_td.fn, (0, None)), (0, None))(delta, weights)
+            per_step = jax.vmap(jax.vmap(surrogate_loss))(delta, team)
+        else:
+            mix = jax.vmap(jax.vmap(self.mixer.apply, (None, 0, 0)), (None, 0, 0))
+            q_tot = mix(mixer_params, q_taken, batch.state[:, :-1])
+            v_tot = mix(state.target_mixer_params, v_t, batch.state[:, 1:])
+            per_step = jnp.square(r_t.sum(-1) + discount_t * jax.lax.stop_gradient(v_tot) - q_tot)
+        mask = batch.filled.astype(jnp.float32)
+        n = jnp.maximum(mask.sum(), 1.0)
+        metrics = LearnMetrics(
+            loss=(per_step * mask).sum() / n,
+            td_abs=(jnp.abs(delta.sum(-1)) * mask).sum() / n,
+            q_taken=(q_taken.mean(-1) * mask).sum() / n,
+            grad_norm=jnp.float32(0.0))
+        return metrics.loss, metrics
+
+    def reward_shares(self, reward: Array, stats: RewardStats) -> Array:
+        """Per-agent rewards used in the TDs (shares of R; standardised if configured). [..., N]."""
+        n = reward.shape[-1]
+        if self.config.reward_shares == "equal":
+            reward = jnp.broadcast_to(reward.sum(-1, keepdims=True) / n, reward.shape)
+        if self.config.standardise_rewards:
+            reward = (reward - stats.mean / n) / jnp.sqrt(stats.var + 1e-8)
+        return reward
+
+    def learn(self, state: LearnerState, batch: Episode, weights=None):
+        """One update on a minibatch of episodes, then the periodic target update."""
+        state = state._replace(reward_stats=_update_stats(state.reward_stats, batch))
+        trainable = {"agents": state.params, "mixer": state.mixer_params}
+        grads, metrics = jax.grad(self.loss, has_aux=True)(trainable, state, batch, weights)
+        updates, opt_state = self.tx.update(grads, state.opt_state, trainable)
+        trainable = optax.apply_updates(trainable, updates)
+        state = state._replace(params=trainable["agents"], mixer_params=trainable["mixer"],
+                               opt_state=opt_state, updates=state.updates + 1)
+        metrics = metrics._replace(grad_norm=optax.tree.norm(grads))
+        return self.update_target(state), metrics
+
+    def update_target(self, state: LearnerState) -> LearnerState:
+        """Every `target_update_interval` updates: ω⁻ ← τ ω + (1 − τ) ω⁻ (τ = 1: hard copy)."""
+        due = state.updates % self.config.target_update_interval == 0
+        tau = jnp.where(due, self.config.target_tau, 0.0)
+        mix = lambda online, target: jax.tree.map(lambda o, t: tau * o + (1 - tau) * t, online, target)  # noqa: E731
+        return state._replace(target_params=mix(state.params, state.target_params),
+                              target_mixer_params=mix(state.mixer_params, state.target_mixer_params))
+
+
+def _update_stats(stats: RewardStats, batch: Episode) -> RewardStats:
+    """Merges the batch's filled team rewards into the running mean and variance."""
+    mask = batch.filled.astype(jnp.float32)
+    r = batch.reward.sum(-1)
+    count = mask.sum()
+    mean = (r * mask).sum() / jnp.maximum(count, 1.0)
+    var = (jnp.square(r - mean) * mask).sum() / jnp.maximum(count, 1.0)
+    total = stats.count + count
+    d = mean - stats.mean
+    new_mean = stats.mean + d * count / total
+    m2 = stats.var * stats.count + var * count + d * d * stats.count * count / total
+    return RewardStats(total, new_mean, m2 / total)
+
+
+def _check_algo(c: AlgoConfig) -> None:
+    if c.reward_shares not in ("env", "equal"):
+        raise ValueError(f"algo.reward_shares={c.reward_shares!r}; accepted: env, equal")
+    if not 0.0 < c.target_tau <= 1.0:
+        raise ValueError(f"algo.target_tau={c.target_tau} must be in (0, 1]")
+    for name in ("batch_size", "buffer_size", "target_update_interval", "updates_per_iteration"):
+        if getattr(c, name) < 1:
+            raise ValueError(f"algo.{name}={getattr(c, name)} must be a positive integer")
+    if c.batch_size > c.buffer_size:
+        raise ValueError(f"algo.batch_size={c.batch_size} exceeds algo.buffer_size={c.buffer_size}")
+    if not 0.0 <= c.gamma <= 1.0:
+        raise ValueError(f"algo.gamma={c.gamma} must be in [0, 1]")

@@ -1,0 +1,57 @@
+"""Team-TD strategies: how each agent forms the TD error it learns from (specs/dvdn.md).
+
+Every decomposed strategy maps the per-agent TD errors δ [N] of one transition (and, for networked
+agents, the round's consensus weights) to each agent's estimate of the joint TD Δ̂ [N]. The learner
+then minimises, for every agent i,
+
+    ℓ_i = (δ_i + sg(Δ̂_i − δ_i))²,   whose gradient is 2 Δ̂_i ∇δ_i,
+
+so IQL (Δ̂_i = δ_i), VDN (Δ̂_i = Σ_j δ_j) and DVDN (Δ̂_i from consensus) are one learner. A mixed
+strategy (QMIX) instead forms one joint TD from a mixing network over the agents' chosen Q-values.
+"""
+from __future__ import annotations
+
+from typing import Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+Array = jax.Array
+
+
+def iql(delta: Array, weights: Array | None = None) -> Array:
+    """Independent learners: each agent's team TD is its own TD. δ [N] -> [N]."""
+    del weights
+    return delta
+
+
+def vdn(delta: Array, weights: Array | None = None) -> Array:
+    """Value decomposition: every agent uses the exact joint TD Σ_j δ_j. δ [N] -> [N]."""
+    del weights
+    return jnp.broadcast_to(delta.sum(), delta.shape)
+
+
+class TeamTD(NamedTuple):
+    """A registered strategy: `fn(delta [N], weights) -> [N]`, or `fn=None` for a mixer strategy."""
+
+    fn: Callable | None
+    mixer: str | None  # name of the mixing network for mixed strategies (see nets/mixers.py)
+    uses_graph: bool  # draws consensus weights from the communication graph schedule
+
+
+TEAM_TDS: dict[str, TeamTD] = {
+    "iql": TeamTD(iql, None, False),
+    "vdn": TeamTD(vdn, None, False),
+    "qmix": TeamTD(None, "qmix", False),
+}
+
+
+def get_team_td(name: str) -> TeamTD:
+    if name not in TEAM_TDS:
+        raise ValueError(f"unknown team_td {name!r}; accepted: {', '.join(TEAM_TDS)}")
+    return TEAM_TDS[name]
+
+
+def surrogate_loss(delta: Array, team: Array) -> Array:
+    """Σ_i (δ_i + sg(Δ̂_i − δ_i))² for one transition: value Σ Δ̂_i², gradient 2 Σ_i Δ̂_i ∇δ_i."""
+    return jnp.sum(jnp.square(delta + jax.lax.stop_gradient(team - delta)))

@@ -1,0 +1,149 @@
+"""The `netmarl` command.
+
+    netmarl train algo=vdn env=lbf-easy seeds=3 run.total_steps=500000
+    netmarl train resume=runs/<id> [steps=N]
+    netmarl eval runs/<id> --episodes 100 --render out.gif
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+CONF_DIR = Path(__file__).parent / "conf"
+# Short forms accepted on the command line for frequent run settings.
+ALIASES = {"seeds": "run.seeds", "seed": "run.seed", "steps": "run.total_steps", "id": "run.id"}
+# With resume=<run dir>, only these settings may be given (the run keeps its saved config).
+RESUME_KEYS = {"run.total_steps": int, "run.progress": lambda v: v.lower() in ("true", "1", "yes")}
+
+
+def compose(overrides: list[str]):
+    """Composes the Hydra config (conf/) with command-line overrides into a TrainConfig."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.config_store import ConfigStore
+    from hydra.errors import HydraException
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    from netmarl.config import TrainConfig
+
+    ConfigStore.instance().store(name="base_config", node=TrainConfig)
+    try:
+        with initialize_config_dir(str(CONF_DIR), version_base=None):
+            cfg = hydra_compose("config", overrides=[_expand(o) for o in overrides])
+        return OmegaConf.to_object(cfg)
+    except (HydraException, OmegaConfBaseException) as error:
+        raise SystemExit(f"netmarl: bad configuration: {error}{_accepted_keys(str(error))}") from None
+
+
+def _accepted_keys(message: str) -> str:
+    """For an unknown key `a.b.c`, the keys that `a.b` accepts (from the config dataclasses)."""
+    import dataclasses
+    import re
+
+    from netmarl.config import TrainConfig
+
+    match = re.search(r"Could not override '([\w.]+)'", message)
+    if not match:
+        return ""
+    node, parts = TrainConfig(), match[1].split(".")[:-1]
+    for part in parts:
+        node = getattr(node, part, None)
+    if not dataclasses.is_dataclass(node):
+        return ""
+    where = ".".join(parts) or "the top level"
+    return f"\nAccepted keys under {where}: {', '.join(f.name for f in dataclasses.fields(node))}"
+
+
+def _expand(override: str) -> str:
+    """Applies ALIASES, and lets `env=<id>` name any environment id that has no config file."""
+    key, sep, value = override.partition("=")
+    if not sep:
+        raise SystemExit(f"netmarl: override {override!r} is not of the form key=value")
+    key = ALIASES.get(key, key)
+    if key == "env" and not (CONF_DIR / "env" / f"{value}.yaml").exists():
+        return f"env.name={value}"
+    if key.startswith("env.options."):  # free-form environment options: add or override
+        return f"++{key}={value}"
+    return f"{key}={value}"
+
+
+def cmd_train(args) -> None:
+    from netmarl.envs import make
+    from netmarl.train.loop import resume, train
+
+    resume_at = [o.partition("=")[2] for o in args.overrides if o.startswith("resume=")]
+    try:
+        if resume_at:
+            run = resume(resume_at[-1], **_resume_options(args.overrides))
+        else:
+            config = compose(args.overrides)
+            make(config.env.name, **config.env.options)  # fail fast on unknown environments
+            run = train(config)
+    except (ValueError, FileExistsError, FileNotFoundError) as error:
+        raise SystemExit(f"netmarl: {error}") from None
+    summary = run.read_json("summary.json") if (run.path / "summary.json").exists() else {}
+    print(f"run directory: {run.path}")
+    for point in _curve(run.metrics()):
+        print(f"  env steps {point[0]:>10,}  eval return {point[1]:.3f} ± {point[2]:.3f} (over seeds)")
+    if summary:
+        print(f"max eval return {summary['max_eval_return']:.3f} at ~{summary['max_eval_env_steps']:,} "
+              f"env steps; {summary['env_steps_per_s']:,.0f} env steps/s over {summary['wall_time_s']:.0f} s")
+
+
+def _resume_options(overrides: list[str]) -> dict:
+    """total_steps / progress given with resume=...; anything else is refused by name."""
+    options = {}
+    for override in overrides:
+        key, _, value = override.partition("=")
+        key = ALIASES.get(key, key)
+        if key == "resume":
+            continue
+        if key not in RESUME_KEYS:
+            raise SystemExit(f"netmarl: {override!r} cannot be changed when resuming (the run keeps "
+                             f"its saved config); accepted with resume=: {', '.join(RESUME_KEYS)}")
+        options[key.split(".")[1]] = RESUME_KEYS[key](value)
+    return options
+
+
+def _curve(records: list[dict]) -> list[tuple[int, float, float]]:
+    import numpy as np
+
+    points: dict[int, list] = {}
+    for r in records:
+        points.setdefault(r["point"], []).append((r["env_steps"], r["eval_return"]))
+    return [(int(np.mean([s for s, _ in v])), float(np.mean([x for _, x in v])),
+             float(np.std([x for _, x in v]))) for _, v in sorted(points.items())]
+
+
+def cmd_eval(args) -> None:
+    from netmarl.train.evaluate import evaluate_run
+
+    try:
+        result = evaluate_run(args.run_dir, args.episodes, args.render, args.seed_index)
+    except (ValueError, FileNotFoundError) as error:
+        raise SystemExit(f"netmarl: {error}") from None
+    print(json.dumps(result, indent=2))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="netmarl", description="Cooperative MARL in JAX.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    train = sub.add_parser("train", help="train (or resume) a run; Hydra overrides key=value")
+    train.add_argument("overrides", nargs="*", help="e.g. algo=qmix env=lbf-medium seeds=5 "
+                       "run.total_steps=2000000 (aliases: " + ", ".join(ALIASES) + ")")
+    train.set_defaults(func=cmd_train)
+    ev = sub.add_parser("eval", help="greedy evaluation of a run's latest checkpoint")
+    ev.add_argument("run_dir")
+    ev.add_argument("--episodes", type=int, default=100)
+    ev.add_argument("--render", metavar="OUT.gif", help="save one greedy episode as a GIF")
+    ev.add_argument("--seed-index", type=int, default=0, help="which seed of the run to render")
+    ev.set_defaults(func=cmd_eval)
+    args = parser.parse_args(argv)
+    args.func(args)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,101 @@
+"""Typed configuration: one dataclass per group, registered with Hydra's ConfigStore.
+
+Units: env steps count joint steps of one environment; updates count learner steps (one minibatch);
+episodes are whole episodes of one environment. Derived quantities live in `derive()`.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class MixerConfig:
+    """QMIX mixer (read only when algo.team_td = qmix)."""
+
+    embed: int = 32  # mixing-network embedding size
+    hyper_hidden: int = 64  # hypernetwork hidden units
+    activation: str = "elu"  # elu | relu: mixing-network nonlinearity
+
+
+@dataclass
+class AlgoConfig:
+    """One Q-learner; algorithms differ in `team_td` (and parameter sharing). EPyMARL-like defaults."""
+
+    name: str = "vdn"  # display name of the algorithm (used in run ids and tables)
+    team_td: str = "vdn"  # how each agent's team TD is formed: iql | vdn | qmix (see algos/value/team_td.py)
+    shared_params: bool = False  # one parameter set for all agents, one-hot agent ids appended
+    agent: str = "gru"  # agent network: gru | mlp
+    hidden: int = 64  # hidden units per layer
+    layers: int = 2  # ReLU layers of the MLP agent (the GRU agent has one Dense layer, a GRU cell)
+    lr: float = 5e-4  # Adam learning rate
+    grad_clip: float = 10.0  # gradient-norm clip (per agent for separate parameters)
+    gamma: float = 0.99  # discount
+    double_q: bool = True  # select next actions with the online network, evaluate with the target
+    batch_size: int = 32  # episodes per minibatch
+    buffer_size: int = 5000  # episodes kept in the replay buffer
+    target_update_interval: int = 200  # updates between target-network updates ...
+    target_tau: float = 1.0  # ... each moving the target by tau toward the online net (1 = hard copy)
+    eps_start: float = 1.0  # epsilon-greedy exploration, linear from eps_start ...
+    eps_finish: float = 0.05  # ... to eps_finish ...
+    eps_anneal_steps: int = 50_000  # ... over this many env steps
+    standardise_rewards: bool = False  # divide rewards by a running std (and centre them)
+    reward_shares: str = "env"  # env: per-agent rewards of the env | equal: team reward / N each
+    updates_per_iteration: int = 1  # learner updates per collection iteration (num_envs episodes)
+    mixer: MixerConfig = field(default_factory=MixerConfig)
+
+
+@dataclass
+class EnvConfig:
+    """The environment: a preset name or a family:task id, and options passed to `envs.make`."""
+
+    name: str = "lbf-easy"
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class RunConfig:
+    """Budget, seeds, evaluation, checkpoints and where results go."""
+
+    total_steps: int = 200_000  # env steps per seed
+    seeds: int = 1  # number of seeds, run in parallel (vmapped)
+    seed: int = 0  # first seed; seeds are seed, seed + 1, ...
+    seed_mode: str = "vmap"  # vmap | loop (loop: one seed after another, the fallback)
+    num_envs: int = 1  # environments collected in parallel per iteration (one episode each)
+    eval_interval: int = 10_000  # env steps between greedy evaluations (= chunk length)
+    eval_episodes: int = 32  # greedy episodes per evaluation point
+    dir: str = "runs"  # parent of run directories
+    id: str | None = None  # run directory name (default: <env>_<algo>_<timestamp>)
+    progress: bool = True  # show a progress bar
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run depends on (together with its seeds)."""
+
+    algo: AlgoConfig = field(default_factory=AlgoConfig)
+    env: EnvConfig = field(default_factory=EnvConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+
+
+def from_dict(cls, data: dict):
+    """Builds a (nested) config dataclass from a plain dict, rejecting unknown keys by name."""
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise ValueError(f"unknown {cls.__name__} key(s) {unknown}; accepted: {', '.join(fields)}")
+    kwargs = {}
+    for name, value in data.items():
+        sub = _dataclass_type(fields[name])
+        kwargs[name] = from_dict(sub, value) if sub and isinstance(value, dict) else value
+    return cls(**kwargs)
+
+
+def _dataclass_type(f: dataclasses.Field):
+    default = f.default_factory() if f.default_factory is not dataclasses.MISSING else None
+    return type(default) if dataclasses.is_dataclass(default) else None
+
+
+def to_dict(config) -> dict:
+    return dataclasses.asdict(config)

@@ -1,0 +1,95 @@
+"""Agent Q-networks behind a tiny init/apply interface, stacked on the agent axis.
+
+    net = make_agent_net("gru", num_actions, hidden=64)
+    params = init_agents(net, key, obs_dim, num_agents, shared=False)  # leaves [N, ...]
+    q, h = apply_agents(net, params, obs [N, O], h [N, H], shared=False)            # q [N, A]
+
+With `shared=True` one parameter set serves every agent (leaves without the N axis); the caller
+appends one-hot agent ids to the observations so that the shared function can still tell agents apart.
+"""
+from __future__ import annotations
+
+from typing import Callable, NamedTuple
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+Array = jax.Array
+
+
+class AgentNet(NamedTuple):
+    """A Q-network for one agent: `apply(params, obs [O], h [H]) -> (q [A], h' [H])`."""
+
+    init: Callable  # (key, obs_dim) -> params
+    apply: Callable  # (params, obs [O], h [H]) -> (q [A], h [H])
+    hidden_dim: int  # size H of the recurrent state (MLPs carry a dummy state of size 1)
+    recurrent: bool
+
+
+class _MLP(nn.Module):
+    hidden: int
+    layers: int
+    num_actions: int
+
+    @nn.compact
+    def __call__(self, obs, h):
+        x = obs
+        for _ in range(self.layers):
+            x = nn.relu(nn.Dense(self.hidden)(x))
+        return nn.Dense(self.num_actions)(x), h
+
+
+class _GRU(nn.Module):
+    """EPyMARL's RNN agent: Dense-ReLU, GRU cell, Dense to Q-values."""
+
+    hidden: int
+    num_actions: int
+
+    @nn.compact
+    def __call__(self, obs, h):
+        x = nn.relu(nn.Dense(self.hidden)(obs))
+        h, x = nn.GRUCell(self.hidden)(h, x)
+        return nn.Dense(self.num_actions)(x), h
+
+
+def _wrap(module: nn.Module, hidden_dim: int, recurrent: bool) -> AgentNet:
+    def init(key, obs_dim: int):
+        return module.init(key, jnp.zeros(obs_dim), jnp.zeros(hidden_dim))
+
+    return AgentNet(init, module.apply, hidden_dim, recurrent)
+
+
+# name -> constructor(num_actions, hidden, layers)
+AGENT_NETS: dict[str, Callable[[int, int, int], AgentNet]] = {
+    "mlp": lambda a, hidden, layers: _wrap(_MLP(hidden, layers, a), 1, False),
+    "gru": lambda a, hidden, layers: _wrap(_GRU(hidden, a), hidden, True),
+}
+
+
+def make_agent_net(kind: str, num_actions: int, hidden: int = 64, layers: int = 2) -> AgentNet:
+    """An agent network by name: "mlp" (`layers` ReLU layers of `hidden` units) or "gru"."""
+    if kind not in AGENT_NETS:
+        raise ValueError(f"unknown agent network {kind!r}; accepted: {', '.join(AGENT_NETS)}")
+    if hidden < 1 or layers < 1:
+        raise ValueError(f"agent network sizes must be positive, got hidden={hidden}, layers={layers}")
+    return AGENT_NETS[kind](num_actions, hidden, layers)
+
+
+def init_agents(net: AgentNet, key: Array, obs_dim: int, num_agents: int, shared: bool):
+    """Parameters for N agents: leaves [N, ...] (independent) or one set (shared)."""
+    if shared:
+        return net.init(key, obs_dim)
+    return jax.vmap(net.init, in_axes=(0, None))(jax.random.split(key, num_agents), obs_dim)
+
+
+def apply_agents(net: AgentNet, params, obs: Array, h: Array, shared: bool):
+    """Q-values of every agent: obs [N, O], h [N, H] -> (q [N, A], h [N, H])."""
+    return jax.vmap(net.apply, in_axes=(None if shared else 0, 0, 0))(params, obs, h)
+
+
+def with_agent_ids(obs: Array) -> Array:
+    """Appends one-hot agent ids: [..., N, O] -> [..., N, O + N]."""
+    n = obs.shape[-2]
+    ids = jnp.broadcast_to(jnp.eye(n, dtype=obs.dtype), (*obs.shape[:-2], n, n))
+    return jnp.concatenate([obs, ids], -1)

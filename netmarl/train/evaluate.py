@@ -1,0 +1,63 @@
+"""Evaluating and rendering a finished (or running) run from its directory."""
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from netmarl.config import TrainConfig, from_dict
+from netmarl.envs.render import save_gif
+from netmarl.results.rundir import RunDir
+from netmarl.train.runner import Carry, Trainer
+
+
+def load_run(path: str, eval_episodes: int | None = None) -> tuple[Trainer, Carry, dict]:
+    """The trainer and the latest checkpointed carry of a run directory."""
+    run = RunDir.open(path)
+    config = from_dict(TrainConfig, run.read_json("config.json"))
+    episodes = eval_episodes or config.run.eval_episodes
+    config = dataclasses.replace(config, run=dataclasses.replace(config.run, progress=False,
+                                                                 eval_episodes=episodes))
+    trainer = Trainer(config)
+    carry, meta = run.load_checkpoint(trainer.init_seeds())
+    return trainer, carry, meta
+
+
+def evaluate_run(path: str, episodes: int, render: str | None = None, seed_index: int = 0) -> dict:
+    """Greedy team returns of every seed; optionally a GIF of one greedy episode."""
+    if episodes < 1:
+        raise ValueError(f"--episodes {episodes} must be positive")
+    trainer, carry, meta = load_run(path, episodes)
+    returns = np.asarray(trainer.evaluate(carry, jnp.int32(10**6)))  # a point no training run uses
+    result = {"run": path, "checkpoint_point": meta["point"], "episodes": episodes,
+              "mean_return": float(returns.mean()),
+              "per_seed": [{"mean": float(r.mean()), "std": float(r.std())} for r in returns]}
+    if render:
+        seeds = returns.shape[0]
+        if not 0 <= seed_index < seeds:
+            raise ValueError(f"--seed-index {seed_index} out of range; the run has seeds 0..{seeds - 1}")
+        params = jax.tree.map(lambda x: x[seed_index], carry.learner.params)
+        frames, ret = render_episode(trainer, params, jax.random.PRNGKey(seed_index))
+        save_gif(frames, render)
+        result["render"] = {"path": render, "frames": len(frames), "return": ret}
+    return result
+
+
+def render_episode(trainer: Trainer, params, key) -> tuple[list[np.ndarray], float]:
+    """Plays one greedy episode on the host, rendering every state: (frames, team return)."""
+    env, learner = trainer.env, trainer.learner
+    act = jax.jit(lambda p, obs, h, avail, k: learner.act(p, obs, h, avail, jnp.float32(0.0), k))
+    key, k_reset = jax.random.split(key)
+    state, ts = env.reset(k_reset)
+    h, frames, total = learner.initial_hidden(), [env.render(state)], 0.0
+    for _ in range(env.max_steps):
+        key, k_act, k_step = jax.random.split(key, 3)
+        actions, h = act(params, ts.obs, h, ts.avail, k_act)
+        state, ts = env.step(k_step, state, actions)
+        frames.append(env.render(state))
+        total += float(ts.team_reward)
+        if bool(ts.done):
+            break
+    return frames, total

@@ -1,0 +1,156 @@
+"""The host loop: chunks of jitted training, then evaluation, logging, checkpoint, progress bar."""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import math
+import time
+from datetime import datetime
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from netmarl.config import TrainConfig, from_dict, to_dict
+from netmarl.results.rundir import RunDir, marl_eval_export
+from netmarl.train.runner import Carry, ChunkStats, Trainer
+
+
+def train(config: TrainConfig, stop_after: int | None = None) -> RunDir:
+    """Runs a new training run; returns its run directory.
+
+    `stop_after`: stop after this evaluation point, as if killed (tests and staged runs).
+    """
+    return _execute(RunDir.create(_run_path(config), to_dict(config)), config, stop_after)
+
+
+def resume(path: str, total_steps: int | None = None, progress: bool | None = None,
+           stop_after: int | None = None) -> RunDir:
+    """Continues a run from its latest checkpoint with its saved config (optionally a new budget)."""
+    run = RunDir.open(path)
+    config = from_dict(TrainConfig, run.read_json("config.json"))
+    changes = {k: v for k, v in (("total_steps", total_steps), ("progress", progress)) if v is not None}
+    config = dataclasses.replace(config, run=dataclasses.replace(config.run, **changes))
+    if changes.get("total_steps") is not None:
+        run.write_json("config.json", to_dict(config))
+    return _execute(run, config, stop_after)
+
+
+def _execute(run: RunDir, config: TrainConfig, stop_after: int | None) -> RunDir:
+    trainer = trainer_for(config)
+    carry, point, elapsed = _start(trainer, run)
+    points = math.ceil(config.run.total_steps / config.run.eval_interval)
+    with _progress(config, carry) as progress:
+        while point < points and (stop_after is None or point < stop_after):
+            point += 1
+            until = min(point * config.run.eval_interval, config.run.total_steps)
+            tic = time.perf_counter()
+            carry, stats = trainer.run_chunk(carry, jnp.int32(until))
+            records = _records(trainer, carry, point, stats)
+            elapsed += time.perf_counter() - tic
+            run.append_metrics(records)
+            run.save_checkpoint(carry, point, {"elapsed": elapsed})
+            progress(carry, records)
+    if point >= points:
+        _finish(run, config, elapsed)
+    return run
+
+
+def trainer_for(config: TrainConfig) -> Trainer:
+    """A Trainer for `config`, reused (with its compiled functions) across runs that differ only in
+    settings the jitted functions do not read (budget, evaluation interval, run directory)."""
+    key = json.dumps({**to_dict(config), "run": {k: v for k, v in to_dict(config.run).items()
+                                               if k not in _HOST_ONLY}}, sort_keys=True)
+    if key not in _TRAINERS:
+        _TRAINERS.clear()  # keep only the latest, so memory does not grow with each new config
+        _TRAINERS[key] = Trainer(config)
+    return _TRAINERS[key]
+
+
+_HOST_ONLY = ("total_steps", "eval_interval", "dir", "id", "progress")
+_TRAINERS: dict[str, Trainer] = {}
+
+
+def _start(trainer: Trainer, run: RunDir) -> tuple[Carry, int, float]:
+    """A fresh carry evaluated at point 0, or the latest checkpoint of a resumed run."""
+    carry = trainer.init_seeds()
+    if run.latest_checkpoint() is not None:
+        carry, meta = run.load_checkpoint(carry)
+        run.truncate_metrics(meta["point"])
+        return carry, meta["point"], meta["elapsed"]
+    run.append_metrics(_records(trainer, carry, 0, None))
+    run.save_checkpoint(carry, 0, {"elapsed": 0.0})
+    return carry, 0, 0.0
+
+
+def _records(trainer: Trainer, carry: Carry, point: int, stats: ChunkStats | None) -> list[dict]:
+    """One metrics record per seed: greedy evaluation plus the chunk's training statistics."""
+    returns = np.asarray(trainer.evaluate(carry, jnp.int32(point)))  # [seeds, episodes]
+    env_steps = np.asarray(carry.env_steps)
+    epsilon = np.asarray(jax.vmap(trainer.learner.epsilon)(carry.env_steps))
+    records = []
+    for s in range(returns.shape[0]):
+        record = {"point": point, "seed": trainer.config.run.seed + s, "env_steps": int(env_steps[s]),
+                  "episodes": int(carry.episodes[s]), "updates": int(carry.learner.updates[s]),
+                  "epsilon": float(epsilon[s]), "eval_return": float(returns[s].mean()),
+                  "eval_return_std": float(returns[s].std()), "eval_returns": returns[s].tolist()}
+        if stats is not None:
+            record.update(_means(jax.tree.map(lambda x: np.asarray(x)[s], stats)))
+        records.append(record)
+    return records
+
+
+def _means(stats: ChunkStats) -> dict:
+    per_update = max(float(stats.updates), 1.0)
+    return {"train_return": float(stats.return_sum / max(float(stats.episodes), 1.0)),
+            "loss": float(stats.loss_sum / per_update), "td_abs": float(stats.td_abs_sum / per_update),
+            "q_taken": float(stats.q_sum / per_update),
+            "grad_norm": float(stats.grad_norm_sum / per_update)}
+
+
+def _finish(run: RunDir, config: TrainConfig, elapsed: float) -> None:
+    records = run.metrics()
+    by_point: dict[int, list[float]] = {}
+    for r in records:
+        by_point.setdefault(r["point"], []).append(r["eval_return"])
+    curve = {p: float(np.mean(v)) for p, v in sorted(by_point.items())}
+    best = max(curve, key=curve.get)
+    final = [r for r in records if r["point"] == max(curve)]
+    steps = sum(r["env_steps"] for r in final)
+    run.write_json("summary.json", {
+        "env": config.env.name, "algo": config.algo.name, "seeds": config.run.seeds,
+        "env_steps_per_seed": config.run.total_steps, "final_eval_return": curve[max(curve)],
+        "max_eval_return": curve[best], "max_eval_point": best,
+        "max_eval_env_steps": int(np.mean([r["env_steps"] for r in records if r["point"] == best])),
+        "wall_time_s": elapsed, "env_steps_per_s": steps / max(elapsed, 1e-9)})
+    family = config.env.name.split(":")[0].split("-")[0]
+    run.write_json("marl_eval.json", marl_eval_export(records, family, config.env.name, config.algo.name))
+
+
+def _run_path(config: TrainConfig) -> str:
+    run_id = config.run.id or f"{config.env.name.replace(':', '_')}_{config.algo.name}_" \
+                              f"{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+    return f"{config.run.dir}/{run_id}"
+
+
+@contextlib.contextmanager
+def _progress(config: TrainConfig, carry: Carry):
+    """A rich progress bar over env steps (mean over seeds); yields an update function."""
+    if not config.run.progress:
+        yield lambda carry, records: None
+        return
+    columns = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("env steps"), TextColumn("{task.fields[info]}"), TimeElapsedColumn(),
+               TimeRemainingColumn()]
+    with Progress(*columns) as bar:
+        task = bar.add_task(f"{config.algo.name} on {config.env.name}", total=config.run.total_steps,
+                            completed=int(np.mean(carry.env_steps)), info="")
+
+        def update(carry, records):
+            ret = np.mean([r["eval_return"] for r in records])
+            bar.update(task, completed=min(int(np.mean(carry.env_steps)), config.run.total_steps),
+                       info=f"eval return {ret:.3f}")
+
+        yield update

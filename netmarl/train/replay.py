@@ -1,0 +1,60 @@
+"""An episode replay buffer held in the train state (a ring of whole, padded episodes).
+
+Episodes have a fixed length T = env.max_steps; steps after the end are padded and masked out by
+`filled`. Whole episodes let recurrent agents unroll from the first step (EPyMARL's episode buffer).
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+Array = jax.Array
+
+
+class Episode(NamedTuple):
+    """One padded episode (or a batch of them, with leading axes)."""
+
+    obs: Array  # [T+1, N, O] observations; obs[t+1] is the true next observation of step t
+    state: Array  # [T+1, S] global states
+    avail: Array  # [T+1, N, A] bool, available actions
+    action: Array  # [T, N] int32
+    reward: Array  # [T, N] per-agent reward shares
+    terminated: Array  # [T] bool, step t ended the episode in a terminal state (no bootstrap)
+    filled: Array  # [T] bool, step t belongs to the episode (False after it ended)
+
+
+class ReplayState(NamedTuple):
+    data: Episode  # leaves [C, ...], C = capacity in episodes
+    insert: Array  # [] int32, next slot to write
+    size: Array  # [] int32, episodes stored (<= C)
+
+
+def init_replay(example: Episode, capacity: int) -> ReplayState:
+    """An empty buffer of `capacity` episodes shaped like `example` (one unbatched episode)."""
+    data = jax.tree.map(lambda x: jnp.zeros((capacity, *x.shape), x.dtype), example)
+    return ReplayState(data, jnp.int32(0), jnp.int32(0))
+
+
+def add_episodes(replay: ReplayState, episodes: Episode, active: Array = True) -> ReplayState:
+    """Writes a batch of E episodes (leaves [E, ...]) at the insertion point, wrapping around.
+
+    With `active` False the buffer is unchanged (the old slots are written back: cheap under vmap).
+    """
+    capacity = replay.data.filled.shape[0]
+    num = episodes.filled.shape[0]
+    slots = (replay.insert + jnp.arange(num)) % capacity
+    data = jax.tree.map(lambda buf, x: buf.at[slots].set(jnp.where(active, x, buf[slots])),
+                        replay.data, episodes)
+    num = jnp.where(active, num, 0)
+    return ReplayState(data, (replay.insert + num) % capacity,
+                       jnp.minimum(replay.size + num, capacity))
+
+
+def sample_episodes(replay: ReplayState, key: Array, batch_size: int) -> Episode:
+    """`batch_size` distinct stored episodes, uniformly (requires size >= batch_size)."""
+    capacity = replay.data.filled.shape[0]
+    stored = jnp.arange(capacity) < replay.size
+    idx = jax.random.choice(key, capacity, (batch_size,), replace=False, p=stored / replay.size)
+    return jax.tree.map(lambda x: x[idx], replay.data)

@@ -1,0 +1,126 @@
+"""Determinism, seeds (vmap = loop), kill-and-resume equivalence, run directory, bad input."""
+import dataclasses
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+
+from netmarl.config import AlgoConfig, EnvConfig, RunConfig, TrainConfig
+from netmarl.train.evaluate import evaluate_run, load_run
+from netmarl.train.loop import resume, train
+
+TINY_ENV = EnvConfig("lbf:Foraging-5x5-2p-1f", {"max_steps": 10})
+TINY_ALGO = AlgoConfig(agent="gru", hidden=16, buffer_size=64, batch_size=8, eps_anneal_steps=1000,
+                       target_update_interval=10)
+
+
+def tiny(tmp_path, run_id, **run) -> TrainConfig:
+    defaults = dict(total_steps=1500, eval_interval=500, eval_episodes=4, seeds=2, dir=str(tmp_path),
+                    id=run_id, progress=False)
+    return TrainConfig(algo=TINY_ALGO, env=TINY_ENV, run=RunConfig(**{**defaults, **run}))
+
+
+def _params(path):
+    _, carry, _ = load_run(str(path))
+    return jax.tree.leaves(carry.learner.params)
+
+
+def _same_metrics(a, b):
+    strip = lambda records: [{k: v for k, v in r.items()} for r in records]  # noqa: E731
+    assert strip(a) == strip(b)
+
+
+def test_same_seed_same_metrics_and_run_directory(tmp_path):
+    a = train(tiny(tmp_path, "a"))
+    b = train(tiny(tmp_path, "b"))
+    _same_metrics(a.metrics(), b.metrics())
+    assert len(a.metrics()) == 2 * 4  # evaluation points 0..3, two seeds
+    for name in ("config.json", "metrics.jsonl", "summary.json", "marl_eval.json"):
+        assert (a.path / name).is_file(), name
+    export = json.loads((a.path / "marl_eval.json").read_text())
+    runs = export["lbf"]["lbf:Foraging-5x5-2p-1f"]["vdn"]
+    assert set(runs) == {"seed_0", "seed_1"} and len(runs["seed_0"]["step_3"]["return"]) == 4
+    assert len(list((a.path / "checkpoints").iterdir())) == 1  # only the latest is kept
+
+
+def test_vmapped_seeds_equal_looped_seeds(tmp_path):
+    """The 2-seed canary: vmapped seeds run, and equal a plain loop over seeds."""
+    vmapped = train(tiny(tmp_path, "v", seed_mode="vmap"))
+    looped = train(tiny(tmp_path, "l", seed_mode="loop"))
+    for x, y in zip(vmapped.metrics(), looped.metrics()):
+        assert x["env_steps"] == y["env_steps"] and x["episodes"] == y["episodes"]
+        np.testing.assert_allclose(x["eval_returns"], y["eval_returns"], atol=1e-6)
+        np.testing.assert_allclose(x.get("loss", 0), y.get("loss", 0), rtol=1e-4, atol=1e-6)
+    for x, y in zip(_params(vmapped.path), _params(looped.path)):
+        np.testing.assert_allclose(x, y, rtol=1e-4, atol=1e-5)
+
+
+def test_killed_and_resumed_run_equals_uninterrupted(tmp_path):
+    whole = train(tiny(tmp_path, "whole"))
+    first = train(tiny(tmp_path, "part"), stop_after=1)  # as if killed after evaluation point 1
+    assert not (first.path / "summary.json").exists()
+    with open(first.path / "metrics.jsonl", "a") as f:  # a line written after the last checkpoint
+        f.write(json.dumps({"point": 2, "seed": 0}) + "\n")
+    resumed = resume(str(first.path))
+    _same_metrics(whole.metrics(), resumed.metrics())
+    for x, y in zip(_params(whole.path), _params(resumed.path)):
+        np.testing.assert_array_equal(x, y)
+
+
+def test_sigkill_then_resume_from_the_command_line(tmp_path):
+    env = {**os.environ, "XLA_FLAGS": os.environ.get("XLA_FLAGS", "")}
+    args = [sys.executable, "-m", "netmarl.cli", "train", "env=lbf:Foraging-5x5-2p-1f",
+            "env.options.max_steps=10", "algo.agent=mlp", "algo.buffer_size=64", "algo.batch_size=8",
+            "steps=40000", "run.eval_interval=2000", "run.eval_episodes=4", "seeds=1",
+            f"run.dir={tmp_path}", "id=killed", "run.progress=false"]
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    checkpoints = tmp_path / "killed" / "checkpoints"
+    deadline = time.time() + 120
+    while time.time() < deadline and not any(
+            (c / "netmarl_meta.json").exists() and int(c.name) >= 2 for c in _dirs(checkpoints)):
+        assert proc.poll() is None, proc.stderr.read().decode()
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done = subprocess.run([sys.executable, "-m", "netmarl.cli", "train", f"resume={tmp_path / 'killed'}",
+                           "run.progress=false"], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    refused = subprocess.run([sys.executable, "-m", "netmarl.cli", "train", f"resume={tmp_path / 'killed'}",
+                              "algo.lr=0.1"], env=env, capture_output=True, text=True, timeout=120)
+    assert refused.returncode != 0 and "cannot be changed when resuming" in refused.stderr
+    records = [json.loads(line) for line in (tmp_path / "killed" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["point"] for r in records] == list(range(21))  # every point exactly once
+    assert (tmp_path / "killed" / "summary.json").is_file()
+
+
+def _dirs(path: Path):
+    return [p for p in path.iterdir() if p.is_dir() and p.name.isdigit()] if path.exists() else []
+
+
+def test_eval_and_render(tmp_path):
+    run = train(tiny(tmp_path, "e", total_steps=500, seeds=1))
+    result = evaluate_run(str(run.path), episodes=8, render=str(tmp_path / "ep.gif"))
+    assert len(result["per_seed"]) == 1 and result["episodes"] == 8
+    assert (tmp_path / "ep.gif").stat().st_size > 0 and result["render"]["frames"] >= 2
+
+
+def test_bad_input_is_named(tmp_path):
+    with pytest.raises(ValueError, match="unknown team_td 'vdnn'; accepted: iql, vdn"):
+        train(dataclasses.replace(tiny(tmp_path, "b1"), algo=AlgoConfig(team_td="vdnn")))
+    run = train(tiny(tmp_path, "b2", total_steps=500, seeds=1))
+    with pytest.raises(FileExistsError, match="already exists"):
+        train(tiny(tmp_path, "b2", total_steps=500, seeds=1))
+    for f in (run.path / "checkpoints").rglob("*"):
+        if f.is_file() and "meta" not in f.name and f.stat().st_size > 0:
+            f.write_bytes(b"garbage")
+    with pytest.raises(ValueError, match="corrupt or does not match"):
+        load_run(str(run.path))
+    with pytest.raises(FileNotFoundError, match="not a netmarl run directory"):
+        resume(str(tmp_path / "nowhere"))
