@@ -1,0 +1,111 @@
+"""Training throughput of netmarl's Q-learner at EPyMARL's vdn_ns settings on lbf-easy.
+
+EPyMARL reference (measured on this 2-core machine): about 103 s for 20,000 env steps of vdn_ns on
+Foraging-10x10-3p-3f, i.e. ~195 env-steps/s. Settings matched here: 1 environment, minibatch of 32
+episodes, one update per episode, 50-step episodes, feed-forward agents of 64 hidden units with
+separate parameters, buffer of 5,000 episodes, Adam, double Q, target update every 200 updates.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import shlex
+import sys
+import time
+from importlib import metadata
+from pathlib import Path
+
+os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+
+from netmarl.config import AlgoConfig, EnvConfig, RunConfig, TrainConfig  # noqa: E402
+from netmarl.train.runner import Trainer  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+EPYMARL_STEPS_PER_S = 195.0
+
+
+def measure(num_envs: int, seeds: int, agent: str, steps: int) -> dict:
+    """Compiles, warms up for 10,000 steps (past the first minibatch), then times `steps` env steps."""
+    algo = AlgoConfig(name="vdn", team_td="vdn", agent=agent, hidden=64, layers=2, batch_size=32,
+                      buffer_size=5000, target_update_interval=200)
+    config = TrainConfig(algo=algo, env=EnvConfig("lbf-easy"),
+                         run=RunConfig(seeds=seeds, num_envs=num_envs, progress=False))
+    trainer = Trainer(config)
+    tic = time.perf_counter()
+    carry = jax.block_until_ready(trainer.init_seeds())
+    carry, _ = jax.block_until_ready(trainer.run_chunk(carry, jnp.int32(10_000)))
+    warmup = time.perf_counter() - tic
+    start_steps = int(carry.env_steps.sum())
+    tic = time.perf_counter()
+    carry, stats = jax.block_until_ready(trainer.run_chunk(carry, jnp.int32(10_000 + steps)))
+    seconds = time.perf_counter() - tic
+    done = int(carry.env_steps.sum()) - start_steps
+    return dict(agent=agent, envs=num_envs, seeds=seeds, seconds=seconds, warmup=warmup,
+                per_seed=done / seconds / seeds, total=done / seconds,
+                updates=float(stats.updates.sum()) / seconds / seeds,
+                episode_len=done / float(stats.episodes.sum()))
+
+
+def report(rows: list[dict], steps: int) -> str:
+    lines = ["# Training throughput: VDN on lbf-easy at EPyMARL's vdn_ns settings", "",
+             "| agents | envs per update | seeds (vmapped) | env-steps/s per seed | vs EPyMARL (195/s) "
+             "| updates/s per seed | mean episode length | timed s | compile + warm-up s |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        lines.append(f"| {r['agent']} | {r['envs']} | {r['seeds']} | {r['per_seed']:,.0f} | "
+                     f"{r['per_seed'] / EPYMARL_STEPS_PER_S:.0f}x | {r['updates']:.1f} | "
+                     f"{r['episode_len']:.1f} | {r['seconds']:.1f} | {r['warmup']:.1f} |")
+    base = rows[0]["per_seed"] / EPYMARL_STEPS_PER_S
+    lines += ["", f"Goal (>= 30x EPyMARL per seed at identical settings, first row): "
+              f"{'**met**' if base >= 30 else '**not met**'} ({base:.0f}x; stretch 100x).", "",
+              "## Settings", "",
+              "- lbf-easy = Foraging-10x10-3p-3f, rules `paper`, 50-step time limit; VDN, separate "
+              "parameters per agent (EPyMARL vdn_ns), MLP agents 2x64 (first rows), Adam lr 5e-4, "
+              "gamma 0.99, double Q, target update every 200 updates, buffer 5,000 episodes, minibatch "
+              "32 episodes, one update per iteration of `envs per update` episodes, epsilon 1 -> 0.05 "
+              "over 50,000 steps.",
+              f"- Timed: {steps:,} env steps per seed after a 10,000-step warm-up (compilation, "
+              "filling the first minibatch); env steps count real episode steps (padding excluded).",
+              "- EPyMARL reference: ~103 s for 20,000 steps of vdn_ns (~195 env-steps/s) on this "
+              "machine, as given in the issue.", "",
+              "## Machine and command", "",
+              f"- CPU: {_cpu()}; {os.cpu_count()} cores; Python {platform.python_version()}, jax "
+              f"{jax.__version__}, jaxlib {metadata.version('jaxlib')}",
+              f"- XLA_FLAGS=`{os.environ.get('XLA_FLAGS', '')}`",
+              f"- Date: {datetime.datetime.now().astimezone().isoformat(timespec='seconds')}", "",
+              "```", shlex.join([".venv/bin/python", *sys.argv]), "```"]
+    return "\n".join(lines) + "\n"
+
+
+def _cpu() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--steps", type=int, default=50_000, help="timed env steps per seed")
+    parser.add_argument("--out", default=str(ROOT / "docs/results/train_throughput.md"))
+    args = parser.parse_args(argv)
+    setups = [(1, 1, "mlp"), (8, 1, "mlp"), (32, 1, "mlp"), (1, 4, "mlp"), (1, 1, "gru")]
+    rows = []
+    for envs, seeds, agent in setups:
+        rows.append(measure(envs, seeds, agent, args.steps))
+        r = rows[-1]
+        print(f"{agent} envs={envs} seeds={seeds}: {r['per_seed']:,.0f} env-steps/s per seed", flush=True)
+    Path(args.out).write_text(report(rows, args.steps))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
