@@ -31,8 +31,9 @@ EPYMARL_STEPS_PER_S = 195.0
 
 def measure(num_envs: int, seeds: int, agent: str, steps: int) -> dict:
     """Compiles, warms up for 10,000 steps (past the first minibatch), then times `steps` env steps."""
+    buffer = -(-5000 // num_envs) * num_envs  # 5,000 episodes, rounded up to whole blocks of envs
     algo = AlgoConfig(name="vdn", team_td="vdn", agent=agent, hidden=64, layers=2, batch_size=32,
-                      buffer_size=5000, target_update_interval=200)
+                      buffer_size=buffer, target_update_interval=200)
     config = TrainConfig(algo=algo, env=EnvConfig("lbf-easy"),
                          run=RunConfig(seeds=seeds, num_envs=num_envs, progress=False))
     trainer = Trainer(config)
@@ -66,8 +67,9 @@ def report(rows: list[dict], steps: int) -> str:
               "## Settings", "",
               "- lbf-easy = Foraging-10x10-3p-3f, rules `paper`, 50-step time limit; VDN, separate "
               "parameters per agent (EPyMARL vdn_ns), MLP agents 2x64 (first rows), Adam lr 5e-4, "
-              "gamma 0.99, double Q, target update every 200 updates, buffer 5,000 episodes, minibatch "
-              "32 episodes, one update per iteration of `envs per update` episodes, epsilon 1 -> 0.05 "
+              "gamma 0.99, double Q, target update every 200 updates, buffer 5,000 episodes (5,024 "
+              "with 32 envs: whole blocks of envs), minibatch 32 episodes, one update per iteration "
+              "of `envs per update` episodes, epsilon 1 -> 0.05 "
               "over 50,000 steps.",
               f"- Timed: {steps:,} env steps per seed after a 10,000-step warm-up (compilation, "
               "filling the first minibatch); env steps count real episode steps (padding excluded).",

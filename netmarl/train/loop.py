@@ -103,11 +103,10 @@ def _records(trainer: Trainer, carry: Carry, point: int, stats: ChunkStats | Non
 
 
 def _means(stats: ChunkStats) -> dict:
+    """Per-episode and per-update means of a chunk's sums."""
     per_update = max(float(stats.updates), 1.0)
-    return {"train_return": float(stats.return_sum / max(float(stats.episodes), 1.0)),
-            "loss": float(stats.loss_sum / per_update), "td_abs": float(stats.td_abs_sum / per_update),
-            "q_taken": float(stats.q_sum / per_update),
-            "grad_norm": float(stats.grad_norm_sum / per_update)}
+    means = {"train_return": float(stats.return_sum / max(float(stats.episodes), 1.0))}
+    return means | {k: float(v) / per_update for k, v in stats.learn._asdict().items()}
 
 
 def _finish(run: RunDir, config: TrainConfig, elapsed: float) -> None:

@@ -38,18 +38,40 @@ def init_replay(example: Episode, capacity: int) -> ReplayState:
 
 
 def add_episodes(replay: ReplayState, episodes: Episode, active: Array = True) -> ReplayState:
-    """Writes a batch of E episodes (leaves [E, ...]) at the insertion point, wrapping around.
+    """Writes a batch of E episodes (leaves [E, ...]) at the insertion point.
 
-    With `active` False the buffer is unchanged (the old slots are written back: cheap under vmap).
+    The capacity is a multiple of E, so the block never wraps and is written with one in-place
+    `dynamic_update_slice`. With `active` False the buffer is unchanged (old contents re-written).
     """
+    data = jax.tree.map(lambda buf, x: _write(buf, x[None], (0, replay.insert), active),
+                        jax.tree.map(lambda b: b[None], replay.data), episodes)
+    return ReplayState(jax.tree.map(lambda b: b[0], data), *_advance(replay, episodes, active))
+
+
+def add_episodes_seeds(replay: ReplayState, episodes: Episode, active: Array) -> ReplayState:
+    """`add_episodes` for S seeds at once (leaves [S, ...], active [S]), one in-place write per seed.
+
+    Used instead of vmapping `add_episodes`: XLA lowers the vmapped write to a scatter that rewrites
+    the whole buffer on every iteration."""
+    data = replay.data
+    for s in range(active.shape[0]):
+        data = jax.tree.map(lambda buf, x: _write(buf, x[s][None], (s, replay.insert[s]), active[s]),
+                            data, episodes)
+    return ReplayState(data, *jax.vmap(_advance)(replay, episodes, active))
+
+
+def _write(buf: Array, block: Array, start: tuple, active: Array) -> Array:
+    """Writes `block` [1, E, ...] into `buf` [S, C, ...] at (seed, slot), or re-writes the old block."""
+    index = (*start, *[0] * (buf.ndim - 2))
+    old = jax.lax.dynamic_slice(buf, index, block.shape)
+    return jax.lax.dynamic_update_slice(buf, jnp.where(active, block.astype(buf.dtype), old), index)
+
+
+def _advance(replay: ReplayState, episodes: Episode, active: Array) -> tuple[Array, Array]:
+    """New (insert, size) after adding E episodes (unchanged when inactive)."""
     capacity = replay.data.filled.shape[0]
-    num = episodes.filled.shape[0]
-    slots = (replay.insert + jnp.arange(num)) % capacity
-    data = jax.tree.map(lambda buf, x: buf.at[slots].set(jnp.where(active, x, buf[slots])),
-                        replay.data, episodes)
-    num = jnp.where(active, num, 0)
-    return ReplayState(data, (replay.insert + num) % capacity,
-                       jnp.minimum(replay.size + num, capacity))
+    num = jnp.where(active, episodes.filled.shape[0], 0)
+    return (replay.insert + num) % capacity, jnp.minimum(replay.size + num, capacity)
 
 
 def sample_episodes(replay: ReplayState, key: Array, batch_size: int) -> Episode:

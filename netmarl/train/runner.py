@@ -21,7 +21,8 @@ import jax.numpy as jnp
 from netmarl.algos.value.learner import LearnerState, LearnMetrics, QLearner
 from netmarl.config import TrainConfig
 from netmarl.envs import make, select_tree
-from netmarl.train.replay import ReplayState, add_episodes, init_replay, sample_episodes
+from netmarl.train.replay import (Episode, ReplayState, add_episodes, add_episodes_seeds, init_replay,
+                                  sample_episodes)
 from netmarl.train.rollout import collect_episode, episode_return, evaluate
 
 Array = jax.Array
@@ -41,17 +42,15 @@ class Carry(NamedTuple):
 class ChunkStats(NamedTuple):
     """Sums over a chunk (divide by `episodes` / `updates` for means)."""
 
-    episodes: Array
-    return_sum: Array
-    updates: Array
-    loss_sum: Array
-    td_abs_sum: Array
-    q_sum: Array
-    grad_norm_sum: Array
+    episodes: Array  # []
+    return_sum: Array  # [] sum of training episodes' team returns
+    updates: Array  # []
+    learn: LearnMetrics  # sums of the learner's metrics over the updates
 
 
 def _zero_stats() -> ChunkStats:
-    return ChunkStats(*(jnp.float32(0.0) for _ in ChunkStats._fields))
+    zero = jnp.float32(0.0)
+    return ChunkStats(zero, zero, zero, LearnMetrics(*(zero for _ in LearnMetrics._fields)))
 
 
 class Trainer:
@@ -85,24 +84,31 @@ class Trainer:
         return Carry(learner, replay, k_train, k_eval, jnp.int32(0), jnp.int32(0))
 
     def iteration(self, carry: Carry, stats: ChunkStats, active: Array = True):
-        """Collect `num_envs` episodes, store them, learn. An inactive seed is left unchanged
-        (masked cheaply: the replay write re-writes old slots, small leaves are selected)."""
-        key, k_collect, k_learn = jax.random.split(carry.key, 3)
-        epsilon = self.learner.epsilon(carry.env_steps)
-        collect = jax.vmap(collect_episode, (None, None, None, None, 0))
-        episodes = collect(self.env, self.learner, carry.learner.params, epsilon,
-                           jax.random.split(k_collect, self.config.run.num_envs))
+        """One seed: collect `num_envs` episodes, store them, learn."""
+        episodes = self.collect(carry)
         replay = add_episodes(carry.replay, episodes, active)
+        return self.advance(carry, replay, episodes, stats, active)
+
+    def collect(self, carry: Carry) -> Episode:
+        """`num_envs` ε-greedy episodes (leaves [E, ...]) with the current parameters."""
+        k_collect = jax.random.split(carry.key, 3)[1]
+        collect = jax.vmap(collect_episode, (None, None, None, None, 0))
+        return collect(self.env, self.learner, carry.learner.params,
+                       self.learner.epsilon(carry.env_steps),
+                       jax.random.split(k_collect, self.config.run.num_envs))
+
+    def advance(self, carry: Carry, replay: ReplayState, episodes: Episode, stats: ChunkStats,
+                active: Array):
+        """Learns from the updated buffer and counts; an inactive seed is left unchanged (its small
+        leaves are selected; its replay write was already a no-op)."""
+        key, _, k_learn = jax.random.split(carry.key, 3)
         learner, metrics, updates = self.learn_steps(carry.learner, replay, k_learn)
-        new_carry = Carry(learner, replay, key, carry.eval_key,
-                          carry.env_steps + episodes.filled.sum(dtype=jnp.int32),
-                          carry.episodes + self.config.run.num_envs)
-        new_stats = ChunkStats(stats.episodes + self.config.run.num_envs,
-                               stats.return_sum + episode_return(episodes).sum(),
-                               stats.updates + updates, stats.loss_sum + metrics.loss,
-                               stats.td_abs_sum + metrics.td_abs, stats.q_sum + metrics.q_taken,
-                               stats.grad_norm_sum + metrics.grad_norm)
-        masked = select_tree(active, new_carry._replace(replay=None), carry._replace(replay=None))
+        num = self.config.run.num_envs
+        new_carry = Carry(learner, None, key, carry.eval_key,
+                          carry.env_steps + episodes.filled.sum(dtype=jnp.int32), carry.episodes + num)
+        new_stats = ChunkStats(stats.episodes + num, stats.return_sum + episode_return(episodes).sum(),
+                               stats.updates + updates, jax.tree.map(jnp.add, stats.learn, metrics))
+        masked = select_tree(active, new_carry, carry._replace(replay=None))
         return masked._replace(replay=replay), select_tree(active, new_stats, stats)
 
     def learn_steps(self, learner: LearnerState, replay: ReplayState, key: Array):
@@ -131,8 +137,14 @@ class Trainer:
     def _run_chunk_vmapped(self, carry: Carry, until: Array) -> tuple[Carry, ChunkStats]:
         """All seeds (leading axis): iterate while any seed is short of `until`; seeds that are
         done are masked. (A while_loop inside vmap would select the whole replay buffer per step.)"""
+        def body(c):
+            carry, stats = c
+            active = carry.env_steps < until
+            episodes = jax.vmap(self.collect)(carry)
+            replay = add_episodes_seeds(carry.replay, episodes, active)
+            return jax.vmap(self.advance)(carry, replay, episodes, stats, active)
+
         stats = jax.vmap(lambda _: _zero_stats())(carry.env_steps)
-        body = lambda c: jax.vmap(self.iteration)(*c, c[0].env_steps < until)  # noqa: E731
         return jax.lax.while_loop(lambda c: jnp.any(c[0].env_steps < until), body, (carry, stats))
 
     def _evaluate(self, carry: Carry, point: Array) -> Array:
@@ -171,3 +183,6 @@ def _check_run(config: TrainConfig) -> None:
     for name in ("total_steps", "seeds", "num_envs", "eval_interval", "eval_episodes"):
         if getattr(run, name) < 1:
             raise ValueError(f"run.{name}={getattr(run, name)} must be a positive integer")
+    if config.algo.buffer_size % run.num_envs:
+        raise ValueError(f"algo.buffer_size={config.algo.buffer_size} must be a multiple of "
+                         f"run.num_envs={run.num_envs} (episodes are written in blocks of num_envs)")

@@ -18,6 +18,7 @@ import jax.numpy as jnp
 import optax
 
 from netmarl.algos.value.team_td import get_team_td, surrogate_loss
+from netmarl.comm import is_connected, make_schedule, with_gradient_tracking
 from netmarl.config import AlgoConfig
 from netmarl.envs.core import Environment
 from netmarl.nets.agents import AgentNet, apply_agents, init_agents, make_agent_net, with_agent_ids
@@ -43,6 +44,7 @@ class LearnerState(NamedTuple):
     opt_state: Any
     updates: Array  # [] int32, learner updates done
     reward_stats: RewardStats
+    graph_key: Array  # [2] uint32, key of the communication graph schedule (fixed)
 
 
 class LearnMetrics(NamedTuple):
@@ -50,6 +52,10 @@ class LearnMetrics(NamedTuple):
     td_abs: Array  # [] mean |Σ_i δ_i| (the joint TD), a progress signal comparable across strategies
     q_taken: Array  # [] mean Q_i(o_i, a_i)
     grad_norm: Array  # [] global gradient norm before clipping
+    jtd_error: Array  # [] ‖Δ̂_i − Σδ‖ / ‖Σδ‖ over the batch, mean over agents (0 without a graph)
+    disagreement: Array  # [] RMS distance of agents' parameters from their mean (networked agents)
+    mean_degree: Array  # [] mean degree of the step's realised graphs
+    connected: Array  # [] fraction of the step's realised graphs that are connected
 
 
 def clip_by_agent_norm(max_norm: float) -> optax.GradientTransformation:
@@ -68,22 +74,33 @@ class QLearner:
     """The learner's static parts (networks, optimiser, strategy); its state is a LearnerState."""
 
     def __init__(self, config: AlgoConfig, env: Environment):
+        _check_algo(config)
         self.config = config
         self.num_agents, self.num_actions = env.num_agents, env.num_actions
-        self.obs_dim = env.obs_dim + (env.num_agents if config.shared_params else 0)
+        self.append_ids = config.shared_params or config.gradient_tracking  # homogeneous agents
+        self.obs_dim = env.obs_dim + (env.num_agents if self.append_ids else 0)
         self.state_dim = env.state_dim
         self.team_td = get_team_td(config.team_td)
+        self.schedule = None
+        if self.team_td.uses_graph or config.gradient_tracking:
+            c = config.comm
+            self.schedule = make_schedule(c.topology, env.num_agents, c.p_drop, c.connected, c.mode,
+                                          c.num_edges, c.seed)
         self.net: AgentNet = make_agent_net(config.agent, env.num_actions, config.hidden, config.layers)
         self.mixer = None
         if self.team_td.mixer is not None:
             m = config.mixer
             self.mixer = make_qmix(m.embed, m.hyper_hidden, m.activation)
         self.tx = self._optimiser()
-        _check_algo(config)
 
     def _optimiser(self) -> optax.GradientTransformation:
-        clip = (optax.clip_by_global_norm if self.config.shared_params else clip_by_agent_norm)
-        agents = optax.chain(clip(self.config.grad_clip), optax.adam(self.config.lr))
+        c = self.config
+        clip = (optax.clip_by_global_norm if c.shared_params else clip_by_agent_norm)(c.grad_clip)
+        if c.gradient_tracking:  # eq. 4c-4d: track the average gradient, then mix parameters
+            step = optax.sgd(c.lr) if c.gt_optimizer == "sgd" else optax.adam(c.lr)
+            agents = optax.chain(clip, with_gradient_tracking(step, c.gt_combine == "atc"))
+        else:
+            agents = optax.chain(clip, optax.adam(c.lr))
         mixer = optax.chain(optax.clip_by_global_norm(self.config.grad_clip), optax.adam(self.config.lr))
         return optax.multi_transform({"agents": agents, "mixer": mixer},
                                      {"agents": "agents", "mixer": "mixer"})
@@ -94,11 +111,15 @@ class QLearner:
         k_agents, k_mixer = jax.random.split(key)
         params = init_agents(self.net, k_agents, self.obs_dim, self.num_agents,
                              self.config.shared_params)
+        if self.config.gradient_tracking:  # every agent starts from the same ω⁽⁰⁾ (specs/dvdn.md)
+            params = jax.tree.map(lambda x: jnp.broadcast_to(x[:1], x.shape), params)
         mixer_params = (self.mixer.init(k_mixer, self.num_agents, self.state_dim)
                         if self.mixer else {})
         opt_state = self.tx.init({"agents": params, "mixer": mixer_params})
         stats = RewardStats(jnp.float32(1e-4), jnp.float32(0.0), jnp.float32(1.0))
-        return LearnerState(params, params, mixer_params, mixer_params, opt_state, jnp.int32(0), stats)
+        graph_key = jax.random.PRNGKey(self.config.comm.seed)  # the same on every agent and seed
+        return LearnerState(params, params, mixer_params, mixer_params, opt_state, jnp.int32(0), stats,
+                            graph_key)
 
     def initial_hidden(self) -> Array:
         """[N, H] zero recurrent state for the start of an episode."""
@@ -106,7 +127,7 @@ class QLearner:
 
     def prepare_obs(self, obs: Array) -> Array:
         """Appends agent ids under parameter sharing. [..., N, O] -> [..., N, O']."""
-        return with_agent_ids(obs) if self.config.shared_params else obs
+        return with_agent_ids(obs) if self.append_ids else obs
 
     # --- acting ------------------------------------------------------------------------------------
 
@@ -165,6 +186,7 @@ class QLearner:
         td = jax.vmap(jax.vmap(self.agent_td))  # over batch and time
         delta, q_taken, v_t = td(q[:, :-1], batch.action, r_t, discount_t, q[:, 1:],
                                  q_target[:, 1:], batch.avail[:, 1:])
+        team = jnp.zeros_like(delta)
         if self.mixer is None:
             team = jax.vmap(jax.vmap(self.team_td.fn, (0, None)), (0, None))(delta, weights)
             per_step = jax.vmap(jax.vmap(surrogate_loss))(delta, team)
@@ -175,11 +197,13 @@ class QLearner:
             per_step = jnp.square(r_t.sum(-1) + discount_t * jax.lax.stop_gradient(v_tot) - q_tot)
         mask = batch.filled.astype(jnp.float32)
         n = jnp.maximum(mask.sum(), 1.0)
+        zero = jnp.float32(0.0)
         metrics = LearnMetrics(
             loss=(per_step * mask).sum() / n,
             td_abs=(jnp.abs(delta.sum(-1)) * mask).sum() / n,
             q_taken=(q_taken.mean(-1) * mask).sum() / n,
-            grad_norm=jnp.float32(0.0))
+            grad_norm=zero, jtd_error=_jtd_error(delta, team, mask) if weights is not None else zero,
+            disagreement=zero, mean_degree=zero, connected=zero)
         return metrics.loss, metrics
 
     def reward_shares(self, reward: Array, stats: RewardStats) -> Array:
@@ -191,17 +215,35 @@ class QLearner:
             reward = (reward - stats.mean / n) / jnp.sqrt(stats.var + 1e-8)
         return reward
 
-    def learn(self, state: LearnerState, batch: Episode, weights=None):
-        """One update on a minibatch of episodes, then the periodic target update."""
+    def learn(self, state: LearnerState, batch: Episode):
+        """One update on a minibatch of episodes, then the periodic target update.
+
+        Networked agents draw this step's K consensus graphs from the schedule (pure in the graph
+        key and the update count); gradient tracking mixes with the first of them."""
         state = state._replace(reward_stats=_update_stats(state.reward_stats, batch))
+        weights = None
+        if self.schedule is not None:
+            weights = self.schedule.sample_rounds(state.graph_key, state.updates,
+                                                  self.config.comm.rounds)
         trainable = {"agents": state.params, "mixer": state.mixer_params}
         grads, metrics = jax.grad(self.loss, has_aux=True)(trainable, state, batch, weights)
-        updates, opt_state = self.tx.update(grads, state.opt_state, trainable)
+        updates, opt_state = self.tx.update(
+            grads, state.opt_state, trainable, weights=None if weights is None else weights[0])
         trainable = optax.apply_updates(trainable, updates)
         state = state._replace(params=trainable["agents"], mixer_params=trainable["mixer"],
                                opt_state=opt_state, updates=state.updates + 1)
-        metrics = metrics._replace(grad_norm=optax.tree.norm(grads))
+        metrics = metrics._replace(grad_norm=optax.tree.norm(grads), **self._graph_metrics(state, weights))
         return self.update_target(state), metrics
+
+    def _graph_metrics(self, state: LearnerState, weights) -> dict:
+        """Diagnostics of networked agents: disagreement, mean degree, connectivity rate."""
+        if weights is None:
+            return {}
+        adj = (weights > 0) & ~jnp.eye(self.num_agents, dtype=bool)  # realised graphs [K, N, N]
+        spread = [jnp.mean(jnp.square(x - x.mean(0))) for x in jax.tree.leaves(state.params)]
+        return {"disagreement": jnp.sqrt(sum(spread) / len(spread)),
+                "mean_degree": adj.sum(-1).mean(),
+                "connected": jax.vmap(is_connected)(adj).mean()}
 
     def update_target(self, state: LearnerState) -> LearnerState:
         """Every `target_update_interval` updates: ω⁻ ← τ ω + (1 − τ) ω⁻ (τ = 1: hard copy)."""
@@ -210,6 +252,14 @@ class QLearner:
         mix = lambda online, target: jax.tree.map(lambda o, t: tau * o + (1 - tau) * t, online, target)  # noqa: E731
         return state._replace(target_params=mix(state.params, state.target_params),
                               target_mixer_params=mix(state.mixer_params, state.target_mixer_params))
+
+
+def _jtd_error(delta: Array, team: Array, mask: Array) -> Array:
+    """‖Δ̂_i − Σ_j δ_j‖ / ‖Σ_j δ_j‖ over the filled transitions, averaged over agents.
+    (A ratio of norms: per-transition ratios explode where Σδ is near 0.)"""
+    total = delta.sum(-1, keepdims=True)  # [B, T, 1]
+    err = jnp.sqrt((jnp.square(team - total) * mask[..., None]).sum((0, 1)))  # [N]
+    return (err / jnp.maximum(jnp.sqrt((jnp.square(total[..., 0]) * mask).sum()), 1e-8)).mean()
 
 
 def _update_stats(stats: RewardStats, batch: Episode) -> RewardStats:
@@ -234,6 +284,14 @@ def _check_algo(c: AlgoConfig) -> None:
     for name in ("batch_size", "buffer_size", "target_update_interval", "updates_per_iteration"):
         if getattr(c, name) < 1:
             raise ValueError(f"algo.{name}={getattr(c, name)} must be a positive integer")
+    if c.gradient_tracking and c.shared_params:
+        raise ValueError("algo.gradient_tracking needs separate parameters per agent "
+                         "(algo.shared_params=false): it emulates sharing without a server")
+    if c.gt_optimizer not in ("sgd", "adam") or c.gt_combine not in ("atc", "cta"):
+        raise ValueError(f"algo.gt_optimizer={c.gt_optimizer!r} (accepted: sgd, adam), "
+                         f"algo.gt_combine={c.gt_combine!r} (accepted: atc, cta)")
+    if c.comm.rounds < 1:
+        raise ValueError(f"algo.comm.rounds={c.comm.rounds} must be a positive integer")
     if c.batch_size > c.buffer_size:
         raise ValueError(f"algo.batch_size={c.batch_size} exceeds algo.buffer_size={c.buffer_size}")
     if not 0.0 <= c.gamma <= 1.0:

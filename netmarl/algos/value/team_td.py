@@ -16,6 +16,8 @@ from typing import Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from netmarl.comm import jtd_estimate
+
 Array = jax.Array
 
 
@@ -39,9 +41,17 @@ class TeamTD(NamedTuple):
     uses_graph: bool  # draws consensus weights from the communication graph schedule
 
 
+def dvdn(delta: Array, weights: Array) -> Array:
+    """Networked agents: K consensus rounds on the TDs, Δ̂ = N · W⁽ᴷ⁾⋯W⁽¹⁾ sg(δ) (specs/dvdn.md eq. 2).
+
+    δ [N], weights Ws [K, N, N] (one fresh graph per round) -> [N]."""
+    return jtd_estimate(jax.lax.stop_gradient(delta), weights)
+
+
 TEAM_TDS: dict[str, TeamTD] = {
     "iql": TeamTD(iql, None, False),
     "vdn": TeamTD(vdn, None, False),
+    "dvdn": TeamTD(dvdn, None, True),
     "qmix": TeamTD(None, "qmix", False),
 }
 
