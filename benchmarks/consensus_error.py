@@ -11,9 +11,6 @@ agents of |Δ̂_i − Σ_j δ_j| / |Σ_j δ_j|. The K-round estimates of one dra
 from __future__ import annotations
 
 import argparse
-import datetime
-import os
-import platform
 import shlex
 import sys
 import time
@@ -27,6 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from netmarl.comm import GraphSchedule, jtd_estimate, make_schedule  # noqa: E402
+from netmarl.results.provenance import machine_lines  # noqa: E402
 
 AGENTS = (3, 4, 8, 16)
 P_DROPS = (0.0, 0.25, 0.5, 0.75)
@@ -81,16 +79,6 @@ def table(results: dict, stats: tuple[int, ...]) -> list[str]:
     return lines
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 def k_below(results: dict, p_drop: float, threshold: float) -> str:
     """Smallest measured K whose mean error is below `threshold` for every N, or '> 30'."""
     ks = [next((k for k, v in zip(ROUNDS, results[n, p_drop][0]) if v < threshold), None) for n in AGENTS]
@@ -138,11 +126,8 @@ def render(conn: dict, disc: dict, draws: int, seconds: float, argv: list[str]) 
              *table(disc, (0, 1)), ""]
     lines += ["## Reading", "", *reading(conn, disc), "",
               "## Machine and command", "",
-              f"- CPU: {cpu_model()}; cores: {os.cpu_count()}",
-              f"- Python {platform.python_version()}, jax {jax.__version__}; backend {jax.default_backend()}",
-              f"- XLA_FLAGS=`{os.environ.get('XLA_FLAGS', '')}`",
-              f"- Runtime: {seconds:.0f} s (including compilation)",
-              f"- Date: {datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')}", "",
+              *machine_lines(),
+              f"- Runtime: {seconds:.0f} s (including compilation)", "",
               "```", command, "```", ""]
     return "\n".join(lines)
 

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import importlib.metadata as metadata
 import os
-import platform
 import shlex
 import statistics
 import sys
@@ -26,6 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # for tests.lbf_oracle when run as a script
 
 from netmarl.envs.core import step_autoreset  # noqa: E402
+from netmarl.results.provenance import machine_lines  # noqa: E402
 from netmarl.envs.registry import make  # noqa: E402
 from tests.lbf_oracle import package_env  # noqa: E402
 
@@ -137,27 +136,9 @@ def time_netmarl(env, num_envs: int, steps: int, repeats: int, mode: str):
     return times, counted / repeats, compile_s, reward / counted
 
 
-def cpu_model() -> str:
-    """The CPU's model name from /proc/cpuinfo (falls back to platform.processor())."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 def machine_info() -> list[str]:
     """Markdown bullet lines describing the machine and software."""
-    return [
-        f"- CPU: {cpu_model()}; cores: {os.cpu_count()} (usable by this process: "
-        f"{len(os.sched_getaffinity(0))})",
-        f"- Python {platform.python_version()}, jax {jax.__version__}, jaxlib "
-        f"{metadata.version('jaxlib')}, numpy {np.__version__}, lbforaging "
-        f"{metadata.version('lbforaging')}; JAX backend: {jax.default_backend()}",
-        f"- XLA_FLAGS=`{os.environ.get('XLA_FLAGS', '')}`",
-    ]
+    return machine_lines(("jax", "jaxlib", "numpy", "lbforaging"))
 
 
 def render_report(task: str, env, rows: list[dict], repeats: int) -> str:

@@ -8,13 +8,8 @@ separate parameters, buffer of 5,000 episodes, Adam, double Q, target update eve
 from __future__ import annotations
 
 import argparse
-import datetime
 import os
-import platform
-import shlex
-import sys
 import time
-from importlib import metadata
 from pathlib import Path
 
 os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
@@ -23,6 +18,7 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 
 from netmarl.config import AlgoConfig, EnvConfig, RunConfig, TrainConfig  # noqa: E402
+from netmarl.results.provenance import command_line, machine_lines  # noqa: E402
 from netmarl.train.runner import Trainer  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -76,22 +72,8 @@ def report(rows: list[dict], steps: int) -> str:
               "- EPyMARL reference: ~103 s for 20,000 steps of vdn_ns (~195 env-steps/s) on this "
               "machine, as given in the issue.", "",
               "## Machine and command", "",
-              f"- CPU: {_cpu()}; {os.cpu_count()} cores; Python {platform.python_version()}, jax "
-              f"{jax.__version__}, jaxlib {metadata.version('jaxlib')}",
-              f"- XLA_FLAGS=`{os.environ.get('XLA_FLAGS', '')}`",
-              f"- Date: {datetime.datetime.now().astimezone().isoformat(timespec='seconds')}", "",
-              "```", shlex.join([".venv/bin/python", *sys.argv]), "```"]
+              *machine_lines(), "", "```", command_line(), "```"]
     return "\n".join(lines) + "\n"
-
-
-def _cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def main(argv=None) -> None:

@@ -1,5 +1,4 @@
 """DVDN and DVDN (GT) in the learner: the invariants of specs/dvdn.md, errors, and a smoke run."""
-import dataclasses
 
 import jax
 import jax.numpy as jnp
@@ -105,5 +104,12 @@ def test_networked_runs_log_their_diagnostics(algo):
     degree = np.asarray(stats.learn.mean_degree) / per_update
     assert np.all((degree > 0) & (degree <= 2)) and np.allclose(np.asarray(stats.learn.connected) / per_update, 1)
     assert np.all(np.asarray(stats.learn.jtd_error) > 0)  # one round on sparse graphs is inexact
+    # per round each agent sends one TD per sampled transition (8 episodes x 8 steps) per neighbour
+    sent = np.asarray(stats.learn.floats_sent) / per_update
+    td_floats = 2 * 64 * degree  # rounds=2
+    if gt:
+        assert np.all(sent > td_floats)  # plus parameters and trackers
+    else:
+        np.testing.assert_allclose(sent, td_floats, rtol=0.05)
     if gt:  # agents start equal and stay close under tracking
         assert np.all(np.asarray(stats.learn.disagreement) / per_update < 1.0)

@@ -56,6 +56,7 @@ class LearnMetrics(NamedTuple):
     disagreement: Array  # [] RMS distance of agents' parameters from their mean (networked agents)
     mean_degree: Array  # [] mean degree of the step's realised graphs
     connected: Array  # [] fraction of the step's realised graphs that are connected
+    floats_sent: Array  # [] floats each agent sends per update (TD vectors, and GT's ω and z)
 
 
 def clip_by_agent_norm(max_norm: float) -> optax.GradientTransformation:
@@ -203,7 +204,7 @@ class QLearner:
             td_abs=(jnp.abs(delta.sum(-1)) * mask).sum() / n,
             q_taken=(q_taken.mean(-1) * mask).sum() / n,
             grad_norm=zero, jtd_error=_jtd_error(delta, team, mask) if weights is not None else zero,
-            disagreement=zero, mean_degree=zero, connected=zero)
+            disagreement=zero, mean_degree=zero, connected=zero, floats_sent=zero)
         return metrics.loss, metrics
 
     def reward_shares(self, reward: Array, stats: RewardStats) -> Array:
@@ -232,18 +233,25 @@ class QLearner:
         trainable = optax.apply_updates(trainable, updates)
         state = state._replace(params=trainable["agents"], mixer_params=trainable["mixer"],
                                opt_state=opt_state, updates=state.updates + 1)
-        metrics = metrics._replace(grad_norm=optax.tree.norm(grads), **self._graph_metrics(state, weights))
+        metrics = metrics._replace(grad_norm=optax.tree.norm(grads),
+                                   **self._graph_metrics(state, weights, batch.filled.size))
         return self.update_target(state), metrics
 
-    def _graph_metrics(self, state: LearnerState, weights) -> dict:
-        """Diagnostics of networked agents: disagreement, mean degree, connectivity rate."""
+    def _graph_metrics(self, state: LearnerState, weights, transitions: int) -> dict:
+        """Diagnostics of networked agents: disagreement, graphs' degree and connectivity, and the
+        communication cost: per round, one TD per sampled transition to each neighbour; with
+        gradient tracking also the parameters and the tracker, once per update."""
         if weights is None:
             return {}
         adj = (weights > 0) & ~jnp.eye(self.num_agents, dtype=bool)  # realised graphs [K, N, N]
-        spread = [jnp.mean(jnp.square(x - x.mean(0))) for x in jax.tree.leaves(state.params)]
-        return {"disagreement": jnp.sqrt(sum(spread) / len(spread)),
-                "mean_degree": adj.sum(-1).mean(),
-                "connected": jax.vmap(is_connected)(adj).mean()}
+        degree = adj.sum(-1).mean(-1)  # [K]
+        leaves = jax.tree.leaves(state.params)
+        spread = [jnp.mean(jnp.square(x - x.mean(0))) for x in leaves]
+        sent = degree.sum() * transitions
+        if self.config.gradient_tracking:
+            sent += degree[0] * 2 * sum(x[0].size for x in leaves)
+        return {"disagreement": jnp.sqrt(sum(spread) / len(spread)), "mean_degree": degree.mean(),
+                "connected": jax.vmap(is_connected)(adj).mean(), "floats_sent": sent}
 
     def update_target(self, state: LearnerState) -> LearnerState:
         """Every `target_update_interval` updates: ω⁻ ← τ ω + (1 − τ) ω⁻ (τ = 1: hard copy)."""
