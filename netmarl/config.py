@@ -23,11 +23,11 @@ class MixerConfig:
 class CommConfig:
     """The communication graph of networked agents (read when algo.team_td = dvdn or with GT)."""
 
-    topology: str = "complete"  # base graph: complete | ring | line | star | grid | random_geometric | erdos_renyi
+    topology: str = "complete"  # base graph (netmarl.comm.TOPOLOGIES): complete, ring, line, ...
     p_drop: float = 0.5  # probability that a base link is down in a consensus round, in [0, 1)
     rounds: int = 1  # K consensus rounds per training step
     connected: bool = True  # redraw each round's graph until it is connected
-    mode: str = "dropout"  # dropout (links kept w.p. 1 - p_drop) | edges (exactly num_edges random edges)
+    mode: str = "dropout"  # dropout: links kept w.p. 1 - p_drop | edges: exactly num_edges edges
     num_edges: int | None = None  # edges per round in mode=edges
     seed: int = 0  # seed of the graph schedule (identical on every agent) and of random topologies
 
@@ -57,7 +57,7 @@ class AlgoConfig:
     reward_shares: str = "env"  # env: per-agent rewards of the env | equal: team reward / N each
     updates_per_iteration: int = 1  # learner updates per collection iteration (num_envs episodes)
     gradient_tracking: bool = False  # DVDN (GT): track the network-average gradient, mix parameters
-    gt_optimizer: str = "sgd"  # with gradient tracking: sgd (step lr, eq. 4d) | adam (Adam on the tracker)
+    gt_optimizer: str = "sgd"  # with tracking: sgd (step lr, eq. 4d) | adam (Adam on the tracker)
     gt_combine: str = "atc"  # atc: ω_i <- Σ_j α_ij (ω_j - η z_j) | cta: eq. 4d as printed (see docs)
     mixer: MixerConfig = field(default_factory=MixerConfig)
     comm: CommConfig = field(default_factory=CommConfig)

@@ -16,7 +16,8 @@ from netmarl.envs.matrix import GAMES, make_matrix
 
 _LBF_ID = re.compile(r"^Foraging(?:-(?P<sight>\d+)s)?-(?P<rows>\d+)x(?P<cols>\d+)-(?P<players>\d+)p-"
                      r"(?P<food>\d+)f(?P<coop>-coop)?(?P<pen>-pen)?$")
-_LBF_EXAMPLE = "Foraging[-<sight>s]-<rows>x<cols>-<players>p-<food>f[-coop][-pen], e.g. Foraging-2s-10x10-3p-3f"
+_LBF_EXAMPLE = ("Foraging[-<sight>s]-<rows>x<cols>-<players>p-<food>f[-coop][-pen], "
+                "e.g. Foraging-2s-10x10-3p-3f")
 
 
 def make_lbf(task: str, **options) -> LBF:

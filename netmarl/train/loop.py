@@ -11,7 +11,8 @@ from datetime import datetime
 import jax
 import jax.numpy as jnp
 import numpy as np
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                           TimeRemainingColumn)
 
 from netmarl.config import TrainConfig, from_dict, to_dict
 from netmarl.results.rundir import RunDir, marl_eval_export

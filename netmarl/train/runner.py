@@ -57,10 +57,10 @@ class Trainer:
     """Static parts of a run (environment, learner, sizes); all state lives in a Carry."""
 
     def __init__(self, config: TrainConfig):
+        _check_run(config)
         self.config = config
         self.env = make(config.env.name, **config.env.options)
         self.learner = QLearner(config.algo, self.env)
-        _check_run(config)
         if config.run.seed_mode == "vmap":
             self.run_chunk = jax.jit(self._run_chunk_vmapped)
         else:
@@ -91,7 +91,7 @@ class Trainer:
 
     def collect(self, carry: Carry) -> Episode:
         """`num_envs` ε-greedy episodes (leaves [E, ...]) with the current parameters."""
-        k_collect = jax.random.split(carry.key, 3)[1]
+        _, k_collect, _ = _iteration_keys(carry.key)
         collect = jax.vmap(collect_episode, (None, None, None, None, 0))
         return collect(self.env, self.learner, carry.learner.params,
                        self.learner.epsilon(carry.env_steps),
@@ -101,7 +101,7 @@ class Trainer:
                 active: Array):
         """Learns from the updated buffer and counts; an inactive seed is left unchanged (its small
         leaves are selected; its replay write was already a no-op)."""
-        key, _, k_learn = jax.random.split(carry.key, 3)
+        key, _, k_learn = _iteration_keys(carry.key)
         learner, metrics, updates = self.learn_steps(carry.learner, replay, k_learn)
         num = self.config.run.num_envs
         new_carry = Carry(learner, None, key, carry.eval_key,
@@ -162,18 +162,20 @@ class Trainer:
         return jax.jit(self._seeds(self.init, 0))(self.seed_keys())
 
 
+def _iteration_keys(key: Array) -> Array:
+    """[3, 2]: the next training key, the collection key and the learning key of an iteration."""
+    return jax.random.split(key, 3)
+
+
 def _loop_over_seeds(fn, in_axes, *args):
     """The seed-loop fallback: calls `fn` per seed and stacks the results."""
     seeds = jax.tree.leaves(args[0])[0].shape[0]
+    axes = in_axes if isinstance(in_axes, tuple) else (in_axes,) * len(args)
     outs = []
     for s in range(seeds):
-        sliced = [jax.tree.map(lambda x: x[s], a) if ax == 0 else a for a, ax in zip(args, _axes(in_axes, len(args)))]
+        sliced = [jax.tree.map(lambda x: x[s], a) if ax == 0 else a for a, ax in zip(args, axes)]
         outs.append(fn(*sliced))
     return jax.tree.map(lambda *xs: jnp.stack(xs), *outs)
-
-
-def _axes(in_axes, n):
-    return in_axes if isinstance(in_axes, tuple) else (in_axes,) * n
 
 
 def _check_run(config: TrainConfig) -> None:
