@@ -29,7 +29,7 @@ class CommConfig:
     connected: bool = True  # redraw each round's graph until it is connected
     mode: str = "dropout"  # dropout: links kept w.p. 1 - p_drop | edges: exactly num_edges edges
     num_edges: int | None = None  # edges per round in mode=edges
-    seed: int = 0  # seed of the graph schedule (identical on every agent) and of random topologies
+    seed: int = 0  # graph schedule seed (folded into the run seed) and seed of random topologies
 
 
 @dataclass

@@ -118,7 +118,8 @@ class QLearner:
                         if self.mixer else {})
         opt_state = self.tx.init({"agents": params, "mixer": mixer_params})
         stats = RewardStats(jnp.float32(1e-4), jnp.float32(0.0), jnp.float32(1.0))
-        graph_key = jax.random.PRNGKey(self.config.comm.seed)  # the same on every agent and seed
+        # the same on every agent of a run (they share the run's seed), different across seeds
+        graph_key = jax.random.fold_in(key, self.config.comm.seed)
         return LearnerState(params, params, mixer_params, mixer_params, opt_state, jnp.int32(0), stats,
                             graph_key)
 
