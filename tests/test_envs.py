@@ -128,3 +128,17 @@ def test_render_and_gif(tmp_path):
     assert len(np.unique(frames[0].reshape(-1, 3), axis=0)) > 4  # grid, foods and agent colours drawn
     save_gif(frames, tmp_path / "episode.gif")
     assert (tmp_path / "episode.gif").stat().st_size > 0
+
+
+def test_register_family_and_preset():
+    from netmarl.envs import FAMILIES, PRESETS, make_matrix, register, register_preset
+    register("mygames", lambda task, **options: make_matrix(task, **options), "matrix game names")
+    register_preset("my-climb", "mygames:climbing", episode_length=2)
+    try:
+        env = make("my-climb")
+        assert env.episode_length == 2 and env.num_actions == 3
+        with pytest.raises(ValueError, match="already registered"):
+            register("mygames", make_matrix, "again")
+    finally:
+        FAMILIES.pop("mygames")
+        PRESETS.pop("my-climb")
