@@ -72,6 +72,7 @@ def _expand(override: str) -> str:
 
 def cmd_train(args) -> None:
     from netmarl.envs import make
+    from netmarl.results.rundir import eval_curve
     from netmarl.train.loop import resume, train
 
     resume_at = [o.partition("=")[2] for o in args.overrides if o.startswith("resume=")]
@@ -86,8 +87,9 @@ def cmd_train(args) -> None:
         raise SystemExit(f"netmarl: {error}") from None
     summary = run.read_json("summary.json") if (run.path / "summary.json").exists() else {}
     print(f"run directory: {run.path}")
-    for point in _curve(run.metrics()):
-        print(f"  env steps {point[0]:>10,}  eval return {point[1]:.3f} ± {point[2]:.3f} (over seeds)")
+    for point in eval_curve(run.metrics()):
+        print(f"  env steps {point.env_steps:>10,}  eval return {point.mean:.3f} ± {point.std:.3f} "
+              "(over seeds)")
     if summary:
         print(f"max eval return {summary['max_eval_return']:.3f} at ~{summary['max_eval_env_steps']:,} "
               f"env steps; {summary['env_steps_per_s']:,.0f} env steps/s over {summary['wall_time_s']:.0f} s")
@@ -106,16 +108,6 @@ def _resume_options(overrides: list[str]) -> dict:
                              f"its saved config); accepted with resume=: {', '.join(RESUME_KEYS)}")
         options[key.split(".")[1]] = RESUME_KEYS[key](value)
     return options
-
-
-def _curve(records: list[dict]) -> list[tuple[int, float, float]]:
-    import numpy as np
-
-    points: dict[int, list] = {}
-    for r in records:
-        points.setdefault(r["point"], []).append((r["env_steps"], r["eval_return"]))
-    return [(int(np.mean([s for s, _ in v])), float(np.mean([x for _, x in v])),
-             float(np.std([x for _, x in v]))) for _, v in sorted(points.items())]
 
 
 def cmd_eval(args) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import NamedTuple
 
 import jax
 import numpy as np
@@ -101,6 +102,26 @@ class RunDir:
         folder = self.path / "checkpoints"
         found = [p for p in folder.iterdir() if p.is_dir() and p.name.isdigit()] if folder.exists() else []
         return sorted(found, key=lambda p: int(p.name))
+
+
+class CurvePoint(NamedTuple):
+    """One evaluation point of a run, over its seeds."""
+
+    point: int
+    env_steps: int  # mean over seeds
+    mean: float  # mean over seeds of the per-seed mean greedy return
+    std: float  # spread over seeds
+
+
+def eval_curve(records: list[dict]) -> list[CurvePoint]:
+    """The learning curve of a run's metrics records, in evaluation-point order."""
+    by_point: dict[int, list[dict]] = {}
+    for r in records:
+        by_point.setdefault(r["point"], []).append(r)
+    return [CurvePoint(p, int(np.mean([r["env_steps"] for r in rs])),
+                       float(np.mean([r["eval_return"] for r in rs])),
+                       float(np.std([r["eval_return"] for r in rs])))
+            for p, rs in sorted(by_point.items())]
 
 
 def marl_eval_export(records: list[dict], env_name: str, task: str, algo: str) -> dict:

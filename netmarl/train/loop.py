@@ -15,7 +15,7 @@ from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, 
                            TimeRemainingColumn)
 
 from netmarl.config import TrainConfig, from_dict, to_dict
-from netmarl.results.rundir import RunDir, marl_eval_export
+from netmarl.results.rundir import RunDir, eval_curve, marl_eval_export
 from netmarl.train.runner import Carry, ChunkStats, Trainer
 
 
@@ -112,18 +112,14 @@ def _means(stats: ChunkStats) -> dict:
 
 def _finish(run: RunDir, config: TrainConfig, elapsed: float) -> None:
     records = run.metrics()
-    by_point: dict[int, list[float]] = {}
-    for r in records:
-        by_point.setdefault(r["point"], []).append(r["eval_return"])
-    curve = {p: float(np.mean(v)) for p, v in sorted(by_point.items())}
-    best = max(curve, key=curve.get)
-    final = [r for r in records if r["point"] == max(curve)]
-    steps = sum(r["env_steps"] for r in final)
+    curve = eval_curve(records)
+    best, final = max(curve, key=lambda c: c.mean), curve[-1]
+    steps = sum(r["env_steps"] for r in records if r["point"] == final.point)
     run.write_json("summary.json", {
         "env": config.env.name, "algo": config.algo.name, "seeds": config.run.seeds,
-        "env_steps_per_seed": config.run.total_steps, "final_eval_return": curve[max(curve)],
-        "max_eval_return": curve[best], "max_eval_point": best,
-        "max_eval_env_steps": int(np.mean([r["env_steps"] for r in records if r["point"] == best])),
+        "env_steps_per_seed": config.run.total_steps, "final_eval_return": final.mean,
+        "max_eval_return": best.mean, "max_eval_point": best.point,
+        "max_eval_env_steps": best.env_steps,
         "wall_time_s": elapsed, "env_steps_per_s": steps / max(elapsed, 1e-9)})
     family = config.env.name.split(":")[0].split("-")[0]
     run.write_json("marl_eval.json", marl_eval_export(records, family, config.env.name, config.algo.name))

@@ -258,9 +258,9 @@ class QLearner:
         """Every `target_update_interval` updates: ω⁻ ← τ ω + (1 − τ) ω⁻ (τ = 1: hard copy)."""
         due = state.updates % self.config.target_update_interval == 0
         tau = jnp.where(due, self.config.target_tau, 0.0)
-        mix = lambda online, target: jax.tree.map(lambda o, t: tau * o + (1 - tau) * t, online, target)  # noqa: E731
-        return state._replace(target_params=mix(state.params, state.target_params),
-                              target_mixer_params=mix(state.mixer_params, state.target_mixer_params))
+        return state._replace(target_params=optax.incremental_update(state.params, state.target_params, tau),
+                              target_mixer_params=optax.incremental_update(
+                                  state.mixer_params, state.target_mixer_params, tau))
 
 
 def _jtd_error(delta: Array, team: Array, mask: Array) -> Array:
