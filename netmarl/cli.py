@@ -3,6 +3,9 @@
     netmarl train algo=vdn env=lbf-easy seeds=3 run.total_steps=500000
     netmarl train resume=runs/<id> [steps=N]
     netmarl eval runs/<id> --episodes 100 --render out.gif
+    netmarl table runs/a runs/b ... [--out results/table]   (Markdown + CSV, the paper's metric)
+    netmarl plot runs/a runs/b ... --out curves.png
+    netmarl reproduce dvdn-lbf [--seeds 10] [--jobs 2]
 """
 from __future__ import annotations
 
@@ -120,6 +123,43 @@ def cmd_eval(args) -> None:
     print(json.dumps(result, indent=2))
 
 
+def cmd_table(args) -> None:
+    from netmarl.results.table import load_curves, markdown, table_cells, to_csv
+
+    try:
+        cells = table_cells(load_curves(args.run_dirs))
+    except (ValueError, FileNotFoundError) as error:
+        raise SystemExit(f"netmarl: {error}") from None
+    text = markdown(cells, args.digits)
+    print(text)
+    if args.out:
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.with_suffix(".md").write_text(text)
+        out.with_suffix(".csv").write_text(to_csv(cells))
+        print(f"written: {out.with_suffix('.md')}, {out.with_suffix('.csv')}")
+
+
+def cmd_plot(args) -> None:
+    from netmarl.results.table import load_curves, plot
+
+    try:
+        print(f"written: {plot(load_curves(args.run_dirs), args.out)}")
+    except (ValueError, FileNotFoundError) as error:
+        raise SystemExit(f"netmarl: {error}") from None
+
+
+def cmd_reproduce(args) -> None:
+    from netmarl.reproduce import reproduce
+
+    if args.jobs < 1:
+        raise SystemExit(f"netmarl: --jobs {args.jobs} must be at least 1")
+    try:
+        reproduce(args.experiment, args.dir, args.seeds, args.jobs, args.steps, args.dry_run)
+    except (ValueError, FileNotFoundError) as error:
+        raise SystemExit(f"netmarl: {error}") from None
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="netmarl", description="Cooperative MARL in JAX.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -133,6 +173,23 @@ def main(argv: list[str] | None = None) -> None:
     ev.add_argument("--render", metavar="OUT.gif", help="save one greedy episode as a GIF")
     ev.add_argument("--seed-index", type=int, default=0, help="which seed of the run to render")
     ev.set_defaults(func=cmd_eval)
+    table = sub.add_parser("table", help="the paper's table (max over evaluations, 95 %% CI over seeds)")
+    table.add_argument("run_dirs", nargs="+")
+    table.add_argument("--out", help="write OUT.md and OUT.csv")
+    table.add_argument("--digits", type=int, default=2)
+    table.set_defaults(func=cmd_table)
+    plot = sub.add_parser("plot", help="learning curves with 95 %% bootstrap CI bands (PNG)")
+    plot.add_argument("run_dirs", nargs="+")
+    plot.add_argument("--out", default="curves.png")
+    plot.set_defaults(func=cmd_plot)
+    rep = sub.add_parser("reproduce", help="run a paper's experiment (resumes; skips finished runs)")
+    rep.add_argument("experiment", help="dvdn-lbf (conf/reproduce/*.yaml) or an experiment .yaml")
+    rep.add_argument("--dir", help="parent of the run directories (default runs/reproduce/<experiment>)")
+    rep.add_argument("--seeds", type=int, help="seeds per cell (default: the experiment's)")
+    rep.add_argument("--jobs", type=int, default=1, help="runs trained in parallel (processes)")
+    rep.add_argument("--steps", type=int, help="env steps per seed (default: the experiment's budget)")
+    rep.add_argument("--dry-run", action="store_true", help="list the runs and their state only")
+    rep.set_defaults(func=cmd_reproduce)
     args = parser.parse_args(argv)
     args.func(args)
 

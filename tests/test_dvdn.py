@@ -113,3 +113,21 @@ def test_networked_runs_log_their_diagnostics(algo):
         np.testing.assert_allclose(sent, td_floats, rtol=0.05)
     if gt:  # agents start equal and stay close under tracking
         assert np.all(np.asarray(stats.learn.disagreement) / per_update < 1.0)
+
+
+def test_heterogeneous_agents_refuse_gradient_tracking_and_sharing_but_run_dvdn():
+    from netmarl.envs.matrix import MatrixGame, _to_tuple
+    # Agent 0 has 2 actions, agent 1 has 3, agent 2 has 2: a heterogeneous 3-player game.
+    payoffs = np.random.default_rng(0).integers(0, 5, (3, 2, 3, 2)).astype(float)
+    env = MatrixGame(_to_tuple(payoffs), game="hetero")
+    assert not env.homogeneous and env.agent_num_actions == (2, 3, 2)
+    for change, name in ((dict(gradient_tracking=True), "gradient_tracking"),
+                         (dict(shared_params=True), "shared_params")):
+        with pytest.raises(ValueError, match=rf"{name} needs homogeneous agents.*\[2, 3, 2\]"):
+            QLearner(_algo(team_td="dvdn", **change), env)
+    learner = QLearner(_algo(team_td="dvdn"), env)  # separate parameters: fine
+    params = learner.init(jax.random.key(0)).params
+    episode = collect_episode(env, learner, params, jnp.float32(1.0), jax.random.key(1))
+    assert np.all(np.asarray(episode.action) < np.array([2, 3, 2]))  # only available actions
+    with pytest.raises(ValueError, match=r"action\(s\) \[2\] of agent\(s\) \[0\]"):
+        env.step(jax.random.key(0), env.reset(jax.random.key(0))[0], np.array([2, 0, 0]))

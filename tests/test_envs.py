@@ -112,7 +112,7 @@ def test_bad_actions_raise_clear_errors():
     state, _ = env.reset(jax.random.key(0))
     with pytest.raises(ValueError, match=r"shape \(3,\).*got shape \(2,\)"):
         env.step(jax.random.key(1), state, jnp.array([0, 1]))
-    with pytest.raises(ValueError, match=r"action\(s\) \[6\] out of range; accepted: integers in \[0, 5\]"):
+    with pytest.raises(ValueError, match=r"action\(s\) \[6\] of agent\(s\) \[1\] out of range; accepted: integers in \[0, 5\]"):
         env.step(jax.random.key(1), state, jnp.array([0, 6, 1]))
     with pytest.raises(ValueError, match="must be integers"):
         env.step(jax.random.key(1), state, jnp.array([0.0, 1.0, 2.0]))

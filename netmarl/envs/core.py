@@ -85,6 +85,10 @@ class Environment:
 
     Attributes every subclass defines: `num_agents` (N), `num_actions` (A), `obs_dim` (O),
     `state_dim` (S) and `max_steps` (episode length limit, in env steps).
+
+    Heterogeneous agents keep the shared shapes: agent i's observation has `agent_obs_dims[i]` <= O
+    meaningful entries (zero-padded to O) and its actions are 0 .. `agent_num_actions[i]` - 1 <= A
+    (the rest are never available). Homogeneous environments keep the defaults.
     """
 
     num_agents: int
@@ -100,6 +104,21 @@ class Environment:
     def step(self, key: Array, state, actions):
         """Advances one step with joint actions `actions` [N] (integers in [0, A))."""
         return _jit_step(self, key, state, self.check_actions(actions))
+
+    @property
+    def agent_obs_dims(self) -> tuple[int, ...]:
+        """Per-agent observation sizes [N] (default: all O)."""
+        return (self.obs_dim,) * self.num_agents
+
+    @property
+    def agent_num_actions(self) -> tuple[int, ...]:
+        """Per-agent action counts [N] (default: all A)."""
+        return (self.num_actions,) * self.num_agents
+
+    @property
+    def homogeneous(self) -> bool:
+        """Every agent has the same observation and action spaces (parameters can be shared)."""
+        return len(set(self.agent_obs_dims)) == 1 and len(set(self.agent_num_actions)) == 1
 
     def check_actions(self, actions) -> Array:
         """Checks the shape always, and the values whenever they are concrete (outside jit).
@@ -117,12 +136,13 @@ class Environment:
             values = np.asarray(actions)
             if not np.issubdtype(values.dtype, np.integer):
                 raise ValueError(f"{self.name}: actions must be integers, got dtype {values.dtype}")
-            bad = values[(values < 0) | (values >= self.num_actions)]
-            if bad.size:
-                raise ValueError(
-                    f"{self.name}: action(s) {bad.tolist()} out of range; accepted: integers in "
-                    f"[0, {self.num_actions - 1}]"
-                )
+            counts = np.asarray(self.agent_num_actions)
+            bad = (values < 0) | (values >= counts)
+            if bad.any():
+                accepted = (f"integers in [0, {self.num_actions - 1}]" if self.homogeneous else
+                            f"agent i takes integers in [0, n_i - 1] with n = {list(counts)}")
+                raise ValueError(f"{self.name}: action(s) {values[bad].tolist()} of agent(s) "
+                                 f"{np.flatnonzero(bad).tolist()} out of range; accepted: {accepted}")
         return jnp.asarray(actions, jnp.int32)
 
     @property

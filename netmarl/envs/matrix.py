@@ -40,7 +40,8 @@ class MatrixGame(Environment):
     """An N-player normal-form game played for `episode_length` rounds.
 
     Args:
-      payoffs: per-agent payoff tables as nested tuples, shape [N, A, ..., A] (N action axes).
+      payoffs: per-agent payoff tables as nested tuples, shape [N, A_1, ..., A_N] (N action axes;
+        agents may have different action counts A_i: a heterogeneous game).
       episode_length: rounds per episode (1 = one-step game).
       game: a display name.
     """
@@ -52,15 +53,15 @@ class MatrixGame(Environment):
     def __post_init__(self):
         table = np.asarray(self.payoffs, np.float32)
         n = table.shape[0]
-        if table.ndim != n + 1 or len(set(table.shape[1:])) != 1:
-            raise ValueError(f"matrix game payoffs must have shape [N, A, ..., A] with N action axes, "
-                             f"got {table.shape}")
+        if table.ndim != n + 1:
+            raise ValueError(f"matrix game payoffs must have shape [N, A_1, ..., A_N] with N action "
+                             f"axes, got {table.shape}")
         if self.episode_length < 1:
             raise ValueError(f"episode_length={self.episode_length} must be >= 1")
 
     @property
     def table(self) -> np.ndarray:
-        """[N, A, ..., A] float32 per-agent payoffs."""
+        """[N, A_1, ..., A_N] float32 per-agent payoffs."""
         return np.asarray(self.payoffs, np.float32)
 
     @property
@@ -69,7 +70,11 @@ class MatrixGame(Environment):
 
     @property
     def num_actions(self) -> int:
-        return self.table.shape[1]
+        return max(self.table.shape[1:])
+
+    @property
+    def agent_num_actions(self) -> tuple[int, ...]:
+        return tuple(self.table.shape[1:])
 
     @property
     def obs_dim(self) -> int:
@@ -105,7 +110,7 @@ class MatrixGame(Environment):
     def _timestep(self, state: MatrixState, reward: Array, terminated):
         onehot = jax.nn.one_hot(state.prev_actions, self.num_actions).ravel()  # -1 -> zeros
         obs = jnp.concatenate([jnp.ones(1), onehot, (state.step / self.episode_length)[None]])
-        avail = jnp.ones((self.num_agents, self.num_actions), bool)
+        avail = jnp.arange(self.num_actions) < jnp.asarray(self.agent_num_actions)[:, None]
         return make_timestep(jnp.tile(obs, (self.num_agents, 1)), obs, avail, reward,
                              terminated, False)
 

@@ -41,7 +41,7 @@ def resume(path: str, total_steps: int | None = None, progress: bool | None = No
 
 def _execute(run: RunDir, config: TrainConfig, stop_after: int | None) -> RunDir:
     trainer = trainer_for(config)
-    carry, point, elapsed = _start(trainer, run)
+    carry, point, elapsed = _start(trainer, run, config.run.seed)
     points = math.ceil(config.run.total_steps / config.run.eval_interval)
     with _progress(config, carry) as progress:
         while point < points and (stop_after is None or point < stop_after):
@@ -49,7 +49,7 @@ def _execute(run: RunDir, config: TrainConfig, stop_after: int | None) -> RunDir
             until = min(point * config.run.eval_interval, config.run.total_steps)
             tic = time.perf_counter()
             carry, stats = trainer.run_chunk(carry, jnp.int32(until))
-            records = _records(trainer, carry, point, stats)
+            records = _records(trainer, carry, point, stats, config.run.seed)
             elapsed += time.perf_counter() - tic
             run.append_metrics(records)
             run.save_checkpoint(carry, point, {"elapsed": elapsed})
@@ -70,30 +70,31 @@ def trainer_for(config: TrainConfig) -> Trainer:
     return _TRAINERS[key]
 
 
-_HOST_ONLY = ("total_steps", "eval_interval", "dir", "id", "progress")
+_HOST_ONLY = ("total_steps", "eval_interval", "dir", "id", "progress", "seed")
 _TRAINERS: dict[str, Trainer] = {}
 
 
-def _start(trainer: Trainer, run: RunDir) -> tuple[Carry, int, float]:
+def _start(trainer: Trainer, run: RunDir, first_seed: int) -> tuple[Carry, int, float]:
     """A fresh carry evaluated at point 0, or the latest checkpoint of a resumed run."""
-    carry = trainer.init_seeds()
+    carry = trainer.init_seeds(first_seed)
     if run.latest_checkpoint() is not None:
         carry, meta = run.load_checkpoint(carry)
         run.truncate_metrics(meta["point"])
         return carry, meta["point"], meta["elapsed"]
-    run.append_metrics(_records(trainer, carry, 0, None))
+    run.append_metrics(_records(trainer, carry, 0, None, first_seed))
     run.save_checkpoint(carry, 0, {"elapsed": 0.0})
     return carry, 0, 0.0
 
 
-def _records(trainer: Trainer, carry: Carry, point: int, stats: ChunkStats | None) -> list[dict]:
+def _records(trainer: Trainer, carry: Carry, point: int, stats: ChunkStats | None,
+             first_seed: int) -> list[dict]:
     """One metrics record per seed: greedy evaluation plus the chunk's training statistics."""
     returns = np.asarray(trainer.evaluate(carry, jnp.int32(point)))  # [seeds, episodes]
     env_steps = np.asarray(carry.env_steps)
     epsilon = np.asarray(jax.vmap(trainer.learner.epsilon)(carry.env_steps))
     records = []
     for s in range(returns.shape[0]):
-        record = {"point": point, "seed": trainer.config.run.seed + s, "env_steps": int(env_steps[s]),
+        record = {"point": point, "seed": first_seed + s, "env_steps": int(env_steps[s]),
                   "episodes": int(carry.episodes[s]), "updates": int(carry.learner.updates[s]),
                   "epsilon": float(epsilon[s]), "eval_return": float(returns[s].mean()),
                   "eval_return_std": float(returns[s].std()), "eval_returns": returns[s].tolist()}

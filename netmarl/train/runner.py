@@ -153,13 +153,14 @@ class Trainer:
         return evaluate(self.env, self.learner, carry.learner.params, key,
                         self.config.run.eval_episodes)
 
-    def seed_keys(self) -> Array:
-        """[seeds, 2] uint32 keys of the configured seeds."""
+    def seed_keys(self, first: int | None = None) -> Array:
+        """[seeds, 2] uint32 keys of seeds first, first + 1, ... (default: the configured run.seed)."""
         run = self.config.run
-        return jnp.stack([jax.random.PRNGKey(run.seed + s) for s in range(run.seeds)])
+        first = run.seed if first is None else first
+        return jnp.stack([jax.random.PRNGKey(first + s) for s in range(run.seeds)])
 
-    def init_seeds(self) -> Carry:
-        return jax.jit(self._seeds(self.init, 0))(self.seed_keys())
+    def init_seeds(self, first: int | None = None) -> Carry:
+        return jax.jit(self._seeds(self.init, 0))(self.seed_keys(first))
 
 
 def _iteration_keys(key: Array) -> Array:

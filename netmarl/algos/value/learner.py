@@ -76,6 +76,11 @@ class QLearner:
 
     def __init__(self, config: AlgoConfig, env: Environment):
         _check_algo(config)
+        if (config.shared_params or config.gradient_tracking) and not env.homogeneous:
+            what = "algo.gradient_tracking" if config.gradient_tracking else "algo.shared_params"
+            raise ValueError(f"{what} needs homogeneous agents (one function for all), but {env.name} "
+                             f"has observation sizes {list(env.agent_obs_dims)} and action counts "
+                             f"{list(env.agent_num_actions)}; use separate parameters (algo=dvdn, vdn)")
         self.config = config
         self.num_agents, self.num_actions = env.num_agents, env.num_actions
         self.append_ids = config.shared_params or config.gradient_tracking  # homogeneous agents

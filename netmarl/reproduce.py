@@ -1,0 +1,206 @@
+"""`netmarl reproduce <experiment>`: a paper's grid of runs, resumable, then its table and figure.
+
+An experiment (conf/reproduce/<name>.yaml) lists tasks, algorithms, seeds, the overrides shared by
+all runs (the documented budget and hyperparameters) and per-algorithm overrides (`algo_overrides`). Every (task, algorithm, seed) is one run directory
+`<dir>/<task>_<algo>_s<seed>`:
+  - finished (summary.json present): skipped;
+  - started (config.json present): resumed from its latest checkpoint;
+  - absent: trained.
+Each worker process takes whole (task, algorithm) cells, so a cell's seeds share one compilation.
+Killing the command loses at most one evaluation interval per running run.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import multiprocessing
+import time
+from pathlib import Path
+
+import yaml
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+CONF_DIR = Path(__file__).parent / "conf" / "reproduce"
+EXPERIMENTS = sorted(p.stem for p in CONF_DIR.glob("*.yaml"))
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+    """One run of the grid."""
+
+    task: str
+    algo: str
+    seed: int
+    overrides: tuple[str, ...]
+    path: Path
+
+    @property
+    def budget(self) -> int:
+        """Env steps per seed: the last run.total_steps override, else the config default."""
+        for o in reversed(self.overrides):
+            if o.startswith("run.total_steps="):
+                return int(o.partition("=")[2])
+        from netmarl.config import RunConfig
+        return RunConfig.total_steps
+
+    @property
+    def state(self) -> str:
+        """done | partial (to resume, or to extend to a larger budget) | new."""
+        if not (self.path / "config.json").exists():
+            return "new"
+        saved = json.loads((self.path / "config.json").read_text())["run"]["total_steps"]
+        done = (self.path / "summary.json").exists() and saved >= self.budget
+        return "done" if done else "partial"
+
+
+def load_experiment(name: str) -> dict:
+    """A named experiment of conf/reproduce, or the path of an experiment YAML file."""
+    path = Path(name) if name.endswith(".yaml") else CONF_DIR / f"{name}.yaml"
+    if not path.exists():
+        raise ValueError(f"unknown experiment {name!r}; accepted: {', '.join(EXPERIMENTS)} "
+                         "or the path of a .yaml file")
+    experiment = yaml.safe_load(path.read_text())
+    missing = {"tasks", "algos", "seeds"} - set(experiment)
+    if missing:
+        raise ValueError(f"experiment {path} lacks {sorted(missing)}")
+    return experiment
+
+
+def plan(experiment: dict, root: Path, seeds: int | None = None, steps: int | None = None) -> list[Run]:
+    """The grid's runs in cell order (task, algorithm), seeds 0 .. seeds - 1."""
+    shared = list(experiment.get("overrides", []))
+    per_algo = experiment.get("algo_overrides", {})
+    unknown = sorted(set(per_algo) - set(experiment["algos"]))
+    if unknown:
+        raise ValueError(f"algo_overrides for {unknown}, which are not among algos {experiment['algos']}")
+    budget = [f"run.total_steps={steps}"] if steps is not None else []
+    return [Run(task, algo, seed, (*shared, *per_algo.get(algo, []), *budget),
+                root / f"{task}_{algo}_s{seed}")
+            for task in experiment["tasks"] for algo in experiment["algos"]
+            for seed in range(seeds or experiment["seeds"])]
+
+
+def execute(run: Run) -> None:
+    """Trains, resumes or skips one run, in this process (compiled functions are cached)."""
+    from netmarl.cli import compose
+    from netmarl.train.loop import resume, train
+
+    if run.state == "done":
+        return
+    if run.state == "partial":
+        resume(str(run.path), total_steps=run.budget, progress=False)
+        return
+    config = compose([*run.overrides, f"env={run.task}", f"algo={run.algo}", f"run.seed={run.seed}",
+                      "run.seeds=1", f"run.dir={run.path.parent}", f"run.id={run.path.name}",
+                      "run.progress=false"])
+    train(config)
+
+
+def _execute_cell(runs: list[Run]) -> list[str]:
+    for run in runs:
+        execute(run)
+    return [str(r.path) for r in runs]
+
+
+def reproduce(name: str, root: str | None = None, seeds: int | None = None, jobs: int = 1,
+              steps: int | None = None, dry_run: bool = False) -> Path:
+    """Runs (or continues) experiment `name`; writes table.md/.csv and curves.png into its folder."""
+    experiment = load_experiment(name)
+    folder = Path(root or f"runs/reproduce/{Path(name).stem}")
+    runs = plan(experiment, folder, seeds, steps)
+    states = [r.state for r in runs]
+    print(f"{name}: {len(runs)} runs in {folder} ({states.count('done')} done, "
+          f"{states.count('partial')} to resume, {states.count('new')} new); jobs={jobs}")
+    if dry_run:
+        for r in runs:
+            print(f"  {r.state:8s} {r.path}")
+        return folder
+    folder.mkdir(parents=True, exist_ok=True)
+    tic = time.time()
+    cells = [[r for r in runs if (r.task, r.algo) == cell] for cell in
+             dict.fromkeys((r.task, r.algo) for r in runs)]
+    todo = [cell for cell in cells if any(r.state != "done" for r in cell)]
+    _run_cells(todo, jobs, runs)
+    _log_wall_time(folder, time.time() - tic, len(runs))
+    return write_results(folder, runs)
+
+
+def _run_cells(cells: list[list[Run]], jobs: int, runs: list[Run]) -> None:
+    """Runs the cells on `jobs` worker processes (in this process if 1), with a progress bar over
+    the env steps of all runs."""
+    if not cells:
+        return
+    if jobs == 1:
+        with _progress(runs) as update:
+            for cell in cells:
+                for run in cell:
+                    execute(run)
+                    update()
+        return
+    ctx = multiprocessing.get_context("spawn")  # JAX is not fork-safe
+    with ctx.Pool(jobs, maxtasksperchild=1) as pool, _progress(runs) as update:
+        pending = [pool.apply_async(_execute_cell, (cell,)) for cell in cells]
+        while not all(p.ready() for p in pending):
+            update()
+            time.sleep(2.0)
+        for p in pending:
+            p.get()  # re-raises a worker's error
+        update()
+
+
+class _progress:
+    """A progress bar over the env steps of every run of the grid (read from metrics files)."""
+
+    def __init__(self, runs: list[Run]):
+        self.runs = runs
+        self.total = sum(r.budget for r in runs)
+        self.bar = Progress(TextColumn("[bold]reproduce"), BarColumn(), TextColumn("{task.fields[info]}"),
+                            TimeElapsedColumn(), TimeRemainingColumn())
+
+    def __enter__(self):
+        self.bar.__enter__()
+        self.task = self.bar.add_task("", total=self.total, info="")
+        return self.update
+
+    def update(self) -> None:
+        done = sum(_steps_done(r) for r in self.runs)
+        finished = sum(r.state == "done" for r in self.runs)
+        self.bar.update(self.task, completed=done,
+                        info=f"{done / 1e6:.1f}M / {self.total / 1e6:.1f}M env steps, "
+                             f"{finished}/{len(self.runs)} runs")
+
+    def __exit__(self, *exc):
+        return self.bar.__exit__(*exc)
+
+
+def _steps_done(run: Run) -> int:
+    metrics = run.path / "metrics.jsonl"
+    if not metrics.exists():
+        return 0
+    lines = metrics.read_text().splitlines()
+    return json.loads(lines[-1])["env_steps"] if lines else 0
+
+
+def _log_wall_time(folder: Path, seconds: float, runs: int) -> None:
+    """Appends this invocation's wall time (a resumed reproduction sums its invocations)."""
+    with open(folder / "wall_time.jsonl", "a") as f:
+        f.write(json.dumps({"date": time.strftime("%Y-%m-%dT%H:%M:%S"), "wall_time_s": seconds,
+                            "runs": runs}) + "\n")
+
+
+def write_results(folder: Path, runs: list[Run]) -> Path:
+    """table.md, table.csv and curves.png from the finished runs of the grid."""
+    from netmarl.results.table import load_curves, markdown, plot, table_cells, to_csv
+
+    done = [r.path for r in runs if r.state == "done"]
+    if len(done) < len(runs):
+        print(f"{len(runs) - len(done)} runs unfinished: no table written")
+        return folder
+    curves = load_curves(done)
+    cells = table_cells(curves)
+    (folder / "table.md").write_text(markdown(cells))
+    (folder / "table.csv").write_text(to_csv(cells))
+    plot(curves, folder / "curves.png")
+    print(markdown(cells))
+    print(f"written: {folder / 'table.md'}, {folder / 'table.csv'}, {folder / 'curves.png'}")
+    return folder
