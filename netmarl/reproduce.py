@@ -11,9 +11,12 @@ Killing the command loses at most one evaluation interval per running run.
 """
 from __future__ import annotations
 
+import ctypes
 import dataclasses
 import json
 import multiprocessing
+import signal
+import sys
 import time
 from pathlib import Path
 
@@ -116,16 +119,14 @@ def reproduce(name: str, root: str | None = None, seeds: int | None = None, jobs
             print(f"  {r.state:8s} {r.path}")
         return folder
     folder.mkdir(parents=True, exist_ok=True)
-    tic = time.time()
     cells = [[r for r in runs if (r.task, r.algo) == cell] for cell in
              dict.fromkeys((r.task, r.algo) for r in runs)]
     todo = [cell for cell in cells if any(r.state != "done" for r in cell)]
-    _run_cells(todo, jobs, runs)
-    _log_wall_time(folder, time.time() - tic, len(runs))
+    _run_cells(todo, jobs, runs, _WallClock(folder, jobs))
     return write_results(folder, runs)
 
 
-def _run_cells(cells: list[list[Run]], jobs: int, runs: list[Run]) -> None:
+def _run_cells(cells: list[list[Run]], jobs: int, runs: list[Run], clock: "_WallClock") -> None:
     """Runs the cells on `jobs` worker processes (in this process if 1), with a progress bar over
     the env steps of all runs."""
     if not cells:
@@ -136,16 +137,27 @@ def _run_cells(cells: list[list[Run]], jobs: int, runs: list[Run]) -> None:
                 for run in cell:
                     execute(run)
                     update()
+                    clock.tick()
         return
     ctx = multiprocessing.get_context("spawn")  # JAX is not fork-safe
-    with ctx.Pool(jobs, maxtasksperchild=1) as pool, _progress(runs) as update:
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # leaving the Pool stops the workers
+    with ctx.Pool(jobs, _die_with_parent, maxtasksperchild=1) as pool, _progress(runs) as update:
         pending = [pool.apply_async(_execute_cell, (cell,)) for cell in cells]
         while not all(p.ready() for p in pending):
             update()
+            clock.tick()
             time.sleep(2.0)
         for p in pending:
             p.get()  # re-raises a worker's error
         update()
+        clock.tick()
+
+
+def _die_with_parent() -> None:
+    """Worker initializer: Linux delivers SIGTERM to the worker if the parent dies (even by SIGKILL),
+    so a killed reproduction never leaves runs training in the background."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG = 1
 
 
 class _progress:
@@ -181,11 +193,18 @@ def _steps_done(run: Run) -> int:
     return json.loads(lines[-1])["env_steps"] if lines else 0
 
 
-def _log_wall_time(folder: Path, seconds: float, runs: int) -> None:
-    """Appends this invocation's wall time (a resumed reproduction sums its invocations)."""
-    with open(folder / "wall_time.jsonl", "a") as f:
-        f.write(json.dumps({"date": time.strftime("%Y-%m-%dT%H:%M:%S"), "wall_time_s": seconds,
-                            "runs": runs}) + "\n")
+class _WallClock:
+    """Records this invocation's wall time in <folder>/wall_time.jsonl, rewritten on every tick so a
+    killed invocation keeps its time; a resumed reproduction sums its invocations."""
+
+    def __init__(self, folder: Path, jobs: int):
+        self.file, self.start = folder / "wall_time.jsonl", time.time()
+        self.earlier = self.file.read_text() if self.file.exists() else ""
+        self.record = {"date": time.strftime("%Y-%m-%dT%H:%M:%S"), "jobs": jobs, "wall_time_s": 0.0}
+
+    def tick(self) -> None:
+        self.record["wall_time_s"] = round(time.time() - self.start, 1)
+        self.file.write_text(self.earlier + json.dumps(self.record) + "\n")
 
 
 def write_results(folder: Path, runs: list[Run]) -> Path:

@@ -12,12 +12,13 @@ from netmarl.envs.render import save_gif
 # Every registered family and preset is covered: a new entry must be added here to pass
 # test_every_registered_env_is_covered.
 CONTRACT_ENVS = ["lbf-easy", "lbf-medium", "lbf-hard", "lbf-tiny", "lbf:Foraging-2s-8x8-2p-2f-coop",
-                 *(f"matrix:{g}" for g in GAMES)]
+                 *(f"matrix:{g}" for g in GAMES), "boxjump-paper", "boxjump"]
 
 
 def test_every_registered_env_is_covered():
     assert set(PRESETS) <= set(CONTRACT_ENVS)
     assert {name.split(":")[0] for name in CONTRACT_ENVS if ":" in name} >= {"lbf", "matrix"}
+    assert {"boxjump-paper", "boxjump"} <= set(PRESETS)
 
 
 @pytest.mark.parametrize("name", CONTRACT_ENVS)

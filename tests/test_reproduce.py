@@ -3,9 +3,9 @@ import json
 
 import pytest
 
+from netmarl.cli import compose
 from netmarl.reproduce import Run, load_experiment, plan, reproduce
 from netmarl.train.loop import train
-from netmarl.cli import compose
 
 EXPERIMENT = """
 tasks: [matrix:climbing]

@@ -3,6 +3,7 @@
     make("lbf:Foraging-2s-10x10-3p-3f", rules="paper")   # family "lbf", task id, options
     make("matrix:climbing", episode_length=1)
     make("lbf-easy")                                     # a named preset (see PRESETS)
+    make("boxjump:paper-16-fixed", max_timestep=1000)    # Box Jump, 2024 version, no rotation
 """
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import dataclasses
 import re
 from collections.abc import Callable
 
+from netmarl.envs.boxjump import BoxJump
 from netmarl.envs.core import Environment
 from netmarl.envs.lbf import LBF
 from netmarl.envs.matrix import GAMES, make_matrix
@@ -33,6 +35,20 @@ def make_lbf(task: str, **options) -> LBF:
     return _construct(LBF, {**params, **options})
 
 
+_BOXJUMP_ID = re.compile(r"^(?P<version>paper|v0)-(?P<n>\d+)(?P<fixed>-fixed)?$")
+_BOXJUMP_EXAMPLE = ("<paper|v0>-<N>[-fixed]: paper = the 2024 version behind the paper's table, "
+                    "v0 = the public 2025 version, -fixed = no rotation; e.g. paper-16, v0-8, paper-16-fixed")
+
+
+def make_boxjump(task: str, **options) -> BoxJump:
+    """Parses a Box Jump task id `<paper|v0>-<N>[-fixed]` into a `BoxJump`; options override."""
+    match = _BOXJUMP_ID.match(task)
+    if match is None:
+        raise ValueError(f"Box Jump task id {task!r} not understood; accepted: {_BOXJUMP_EXAMPLE}")
+    params = dict(version=match["version"], num_boxes=int(match["n"]), fixed_rotation=bool(match["fixed"]))
+    return _construct(BoxJump, {**params, **options})
+
+
 def _make_matrix(task: str, **options) -> Environment:
     return _call(make_matrix, task, options, ("episode_length", "k"))
 
@@ -41,6 +57,7 @@ def _make_matrix(task: str, **options) -> Environment:
 FAMILIES: dict[str, tuple[Callable[..., Environment], str]] = {
     "lbf": (make_lbf, _LBF_EXAMPLE),
     "matrix": (_make_matrix, ", ".join(sorted(GAMES)) + ", penalty-<k>"),
+    "boxjump": (make_boxjump, _BOXJUMP_EXAMPLE),
 }
 
 # preset -> (environment id, default options); specs/lbf.md fixes the LBF presets.
@@ -49,6 +66,9 @@ PRESETS: dict[str, tuple[str, dict]] = {
     "lbf-medium": ("lbf:Foraging-2s-10x10-3p-3f", {"rules": "paper"}),
     "lbf-hard": ("lbf:Foraging-15x15-4p-3f", {"rules": "paper"}),
     "lbf-tiny": ("lbf:Foraging-5x5-2p-1f-coop", {}),
+    # specs/pairvdn_boxjump.md: Table 1 uses the 2024 version with N = 16 (T = 400, rotation)
+    "boxjump-paper": ("boxjump:paper-16", {}),
+    "boxjump": ("boxjump:v0-16", {}),
 }
 
 
@@ -61,7 +81,7 @@ def make(name: str, **options) -> Environment:
     if not sep or family not in FAMILIES:
         raise ValueError(f"unknown environment {name!r}; accepted: presets {', '.join(PRESETS)}, "
                          f"or family:task with family in {', '.join(FAMILIES)} "
-                         f"(e.g. lbf:Foraging-8x8-2p-2f-coop, matrix:climbing)")
+                         f"(e.g. lbf:Foraging-8x8-2p-2f-coop, matrix:climbing, boxjump:paper-16)")
     constructor, _ = FAMILIES[family]
     return constructor(task, **options)
 

@@ -25,7 +25,7 @@ class RunDir:
         self.path = Path(path)
 
     @classmethod
-    def create(cls, path: str | Path, config: dict) -> "RunDir":
+    def create(cls, path: str | Path, config: dict) -> RunDir:
         run = cls(path)
         if run.path.exists():
             raise FileExistsError(f"run directory {run.path} already exists; continue it with "
@@ -35,7 +35,7 @@ class RunDir:
         return run
 
     @classmethod
-    def open(cls, path: str | Path) -> "RunDir":
+    def open(cls, path: str | Path) -> RunDir:
         run = cls(path)
         if not (run.path / "config.json").is_file():
             raise FileNotFoundError(f"{run.path} is not a netmarl run directory (no config.json)")
@@ -53,8 +53,7 @@ class RunDir:
 
     def append_metrics(self, records: list[dict]) -> None:
         with open(self.path / "metrics.jsonl", "a") as f:
-            for record in records:
-                f.write(json.dumps(record, default=_plain) + "\n")
+            f.writelines(json.dumps(record, default=_plain) + "\n" for record in records)
 
     def metrics(self) -> list[dict]:
         file = self.path / "metrics.jsonl"
