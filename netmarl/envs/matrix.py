@@ -116,7 +116,11 @@ class MatrixGame(Environment):
 
 
 def make_matrix(game: str, episode_length: int = 1, k: float = 100.0) -> MatrixGame:
-    """Builds a named game; `penalty` takes k (also as `penalty-<k>`)."""
+    """Builds a named game; `penalty` takes k (also as `penalty-<k>`); `cycle-<game>-<N>` is the
+    N-player common-payoff game R(a) = Σ_i M[a_i, a_(i+1) mod N] of a common-payoff 2-player game M
+    (pairwise terms around a cycle: what PairVDN represents exactly and VDN cannot)."""
+    if game.startswith("cycle-"):
+        return _cycle_game(game, episode_length, k)
     if game.startswith("penalty-"):
         game, k = "penalty", float(game.removeprefix("penalty-"))
     if game not in GAMES:
@@ -131,6 +135,20 @@ def make_matrix(game: str, episode_length: int = 1, k: float = 100.0) -> MatrixG
         payoffs = np.stack([table, table.T])
     name = game if game != "penalty" else f"penalty-{k:g}"
     return MatrixGame(_to_tuple(payoffs), episode_length, name)
+
+
+def _cycle_game(game: str, episode_length: int, k: float) -> MatrixGame:
+    base, _, n = game[len("cycle-"):].rpartition("-")
+    if not n.isdigit() or int(n) < 2 or base not in GAMES or not GAMES[base][1]:
+        common = ", ".join(g for g, (_, c) in GAMES.items() if c)
+        raise ValueError(f"matrix game {game!r}: expected cycle-<game>-<N> with N >= 2 and a "
+                         f"common-payoff game among {common}")
+    pair = np.asarray(make_matrix(base, k=k).table[0] * 2)  # the 2-player payoff M
+    n, a = int(n), pair.shape[0]
+    joint = np.indices((a,) * n)  # [N, A, ..., A]: joint[i] = a_i
+    team = sum(pair[joint[i], joint[(i + 1) % n]] for i in range(n))
+    payoffs = np.broadcast_to(team / n, (n, *team.shape))
+    return MatrixGame(_to_tuple(payoffs), episode_length, game)
 
 
 def _to_tuple(x: np.ndarray):

@@ -19,6 +19,7 @@ import jax
 import jax.numpy as jnp
 
 from netmarl.algos.value.learner import LearnerState, LearnMetrics, QLearner
+from netmarl.algos.value.pairvdn import make_learner
 from netmarl.config import TrainConfig
 from netmarl.envs import make, select_tree
 from netmarl.train.replay import (Episode, ReplayState, add_episodes, add_episodes_seeds, init_replay,
@@ -60,7 +61,7 @@ class Trainer:
         _check_run(config)
         self.config = config
         self.env = make(config.env.name, **config.env.options)
-        self.learner = QLearner(config.algo, self.env)
+        self.learner = make_learner(config.algo, self.env)
         if config.run.seed_mode == "vmap":
             self.run_chunk = jax.jit(self._run_chunk_vmapped)
         else:

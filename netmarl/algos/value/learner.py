@@ -74,6 +74,8 @@ def clip_by_agent_norm(max_norm: float) -> optax.GradientTransformation:
 class QLearner:
     """The learner's static parts (networks, optimiser, strategy); its state is a LearnerState."""
 
+    pairwise = False  # acts and learns with PairVDN's pair grids (the PairLearner subclass)
+
     def __init__(self, config: AlgoConfig, env: Environment):
         _check_algo(config)
         if (config.shared_params or config.gradient_tracking) and not env.homogeneous:
@@ -93,8 +95,11 @@ class QLearner:
             self.schedule = make_schedule(c.topology, env.num_agents, c.p_drop, c.connected, c.mode,
                                           c.num_edges, c.seed)
         self.net: AgentNet = make_agent_net(config.agent, env.num_actions, config.hidden, config.layers)
+        if self.team_td.mixer == "pairwise" and not self.pairwise:
+            raise ValueError("team_td=pairvdn needs the pairwise learner: build learners with "
+                             "netmarl.algos.value.pairvdn.make_learner")
         self.mixer = None
-        if self.team_td.mixer is not None:
+        if self.team_td.mixer == "qmix":
             m = config.mixer
             self.mixer = make_qmix(m.embed, m.hyper_hidden, m.activation)
         self.tx = self._optimiser()

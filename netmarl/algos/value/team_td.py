@@ -34,7 +34,8 @@ def vdn(delta: Array, weights: Array | None = None) -> Array:
 
 
 class TeamTD(NamedTuple):
-    """A registered strategy: `fn(delta [N], weights) -> [N]`, or `fn=None` for a mixer strategy."""
+    """A registered strategy: `fn(delta [N], weights) -> [N]`, or `fn=None` for a mixer strategy
+    ("qmix": a monotone mixing network; "pairwise": PairVDN's cycle of pair grids)."""
 
     fn: Callable | None
     mixer: str | None  # name of the mixing network for mixed strategies (see nets/mixers.py)
@@ -53,6 +54,8 @@ TEAM_TDS: dict[str, TeamTD] = {
     "vdn": TeamTD(vdn, None, False),
     "dvdn": TeamTD(dvdn, None, True),
     "qmix": TeamTD(None, "qmix", False),
+    # PairVDN: Q_tot = Σ_i Q(o_i, o_i+1)[a_i, a_i+1] over a cycle (algos/value/pairvdn.py)
+    "pairvdn": TeamTD(None, "pairwise", False),
 }
 
 
