@@ -12,7 +12,8 @@ from netmarl.envs.render import save_gif
 # Every registered family and preset is covered: a new entry must be added here to pass
 # test_every_registered_env_is_covered.
 CONTRACT_ENVS = ["lbf-easy", "lbf-medium", "lbf-hard", "lbf-tiny", "lbf:Foraging-2s-8x8-2p-2f-coop",
-                 *(f"matrix:{g}" for g in GAMES), "boxjump-paper", "boxjump"]
+                 *(f"matrix:{g}" for g in GAMES), "boxjump-paper", "boxjump",
+                 "marbler-arctic", "marbler-material", "marbler-pcp", "marbler-warehouse"]
 
 
 def test_every_registered_env_is_covered():

@@ -4,6 +4,7 @@
     make("matrix:climbing", episode_length=1)
     make("lbf-easy")                                     # a named preset (see PRESETS)
     make("boxjump:paper-16-fixed", max_timestep=1000)    # Box Jump, 2024 version, no rotation
+    make("marbler:pcp", barrier=False)                   # a MARBLER robot task
 """
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from collections.abc import Callable
 from netmarl.envs.boxjump import BoxJump
 from netmarl.envs.core import Environment
 from netmarl.envs.lbf import LBF
+from netmarl.envs.marbler import TASK_DESCRIPTION as _MARBLER_TASKS
+from netmarl.envs.marbler import make_marbler
 from netmarl.envs.matrix import GAMES, make_matrix
 
 _LBF_ID = re.compile(r"^Foraging(?:-(?P<sight>\d+)s)?-(?P<rows>\d+)x(?P<cols>\d+)-(?P<players>\d+)p-"
@@ -58,6 +61,7 @@ FAMILIES: dict[str, tuple[Callable[..., Environment], str]] = {
     "lbf": (make_lbf, _LBF_EXAMPLE),
     "matrix": (_make_matrix, ", ".join(sorted(GAMES)) + ", penalty-<k>"),
     "boxjump": (make_boxjump, _BOXJUMP_EXAMPLE),
+    "marbler": (make_marbler, _MARBLER_TASKS),
 }
 
 # preset -> (environment id, default options); specs/lbf.md fixes the LBF presets.
@@ -69,6 +73,11 @@ PRESETS: dict[str, tuple[str, dict]] = {
     # specs/pairvdn_boxjump.md: Table 1 uses the 2024 version with N = 16 (T = 400, rotation)
     "boxjump-paper": ("boxjump:paper-16", {}),
     "boxjump": ("boxjump:v0-16", {}),
+    # specs/marbler.md: the original MARBLER configs the DVDN paper ran
+    "marbler-arctic": ("marbler:arctic", {}),
+    "marbler-material": ("marbler:material", {}),
+    "marbler-pcp": ("marbler:pcp", {}),
+    "marbler-warehouse": ("marbler:warehouse", {}),
 }
 
 
