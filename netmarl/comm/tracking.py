@@ -21,12 +21,15 @@ Element-wise optimizers (sgd, adam) act per agent on the stacked leaves. Anythin
 """
 from __future__ import annotations
 
-from typing import NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import optax
 
 from netmarl.comm.consensus import consensus
+
+Mix = Callable[[Any, Any], Any]  # (pytree, weights W [N, N]) -> Σ_j α_ij x_j per agent
 
 
 class GTState(NamedTuple):
@@ -36,7 +39,7 @@ class GTState(NamedTuple):
     prev_grad: optax.Updates  # g⁽ᵏ⁻¹⁾, leaves [N, ...]: each agent's previous local gradient
 
 
-def gradient_tracking() -> optax.GradientTransformationExtraArgs:
+def gradient_tracking(mix: Mix = consensus) -> optax.GradientTransformationExtraArgs:
     """Replaces each agent's gradient g_i by its tracker z_i (eq. 4c).
 
         z_i⁽ᵏ⁾ = Σ_j α_ij⁽ᵏ⁾ z_j⁽ᵏ⁻¹⁾ + g_i⁽ᵏ⁾ − g_i⁽ᵏ⁻¹⁾,   z⁽⁰⁾ = g⁽⁰⁾ = 0.
@@ -46,6 +49,8 @@ def gradient_tracking() -> optax.GradientTransformationExtraArgs:
 
     `update(grads, state, params=None, *, weights)`: grads leaves [N, ...], weights W [N, N].
     Returns (z⁽ᵏ⁾, GTState(z⁽ᵏ⁾, g⁽ᵏ⁾)). Follow it with an optimizer and `mix_params()`.
+    `mix(tree, weights)` computes Σ_j α_ij tree_j: `consensus` over the stacked agent axis in
+    simulation, a communicator's neighbour exchange for one agent's [1, ...] leaves in deployment.
     """
     def init_fn(params: optax.Params) -> GTState:
         zeros = optax.tree_utils.tree_zeros_like(params)
@@ -54,14 +59,15 @@ def gradient_tracking() -> optax.GradientTransformationExtraArgs:
     def update_fn(updates: optax.Updates, state: GTState, params: optax.Params | None = None, *,
                   weights: jax.Array, **extra_args) -> tuple[optax.Updates, GTState]:
         del params, extra_args
-        mixed = consensus(state.tracker, weights)
+        mixed = mix(state.tracker, weights)
         tracker = jax.tree.map(lambda z, g, g_prev: z + g - g_prev, mixed, updates, state.prev_grad)
         return tracker, GTState(tracker=tracker, prev_grad=updates)
 
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)
 
 
-def mix_params(adapt_then_combine: bool = False) -> optax.GradientTransformationExtraArgs:
+def mix_params(adapt_then_combine: bool = False,
+               mix: Mix = consensus) -> optax.GradientTransformationExtraArgs:
     """Adds the parameter consensus to the (already scaled) updates u; put it LAST in the chain.
 
     Default (eq. 4d as specified, combine-then-adapt):
@@ -89,19 +95,19 @@ def mix_params(adapt_then_combine: bool = False) -> optax.GradientTransformation
         if params is None:
             raise ValueError("mix_params needs params: call update(updates, state, params, weights=W)")
         if adapt_then_combine:
-            target = consensus(optax.apply_updates(params, updates), weights)
+            target = mix(optax.apply_updates(params, updates), weights)
             return jax.tree.map(lambda t, w: t - w, target, params), state
-        mixed = consensus(params, weights)
+        mixed = mix(params, weights)
         return jax.tree.map(lambda u, m, w: u + (m - w), updates, mixed, params), state
 
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)
 
 
-def with_gradient_tracking(optimizer: optax.GradientTransformation,
-                           adapt_then_combine: bool = False) -> optax.GradientTransformationExtraArgs:
+def with_gradient_tracking(optimizer: optax.GradientTransformation, adapt_then_combine: bool = False,
+                           mix: Mix = consensus) -> optax.GradientTransformationExtraArgs:
     """`optax.chain(gradient_tracking(), optimizer, mix_params(adapt_then_combine))`.
 
     With `optimizer = optax.sgd(eta)` this is eq. 4c–4d exactly; `optax.adam(lr)` runs Adam on the
     tracker. Call `update(grads, state, params, weights=W)`.
     """
-    return optax.chain(gradient_tracking(), optimizer, mix_params(adapt_then_combine))
+    return optax.chain(gradient_tracking(mix), optimizer, mix_params(adapt_then_combine, mix))

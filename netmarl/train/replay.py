@@ -80,3 +80,44 @@ def sample_episodes(replay: ReplayState, key: Array, batch_size: int) -> Episode
     stored = jnp.arange(capacity) < replay.size
     idx = jax.random.choice(key, capacity, (batch_size,), replace=False, p=stored / replay.size)
     return jax.tree.map(lambda x: x[idx], replay.data)
+
+
+def _transitions(data: Episode, episode: Array, t: Array) -> Episode:
+    """Single transitions as length-1 episodes: leaves [B, 2, ...] (obs-like) or [B, 1, ...]."""
+    two = lambda x: jnp.stack([x[episode, t], x[episode, t + 1]], 1)  # noqa: E731
+    one = lambda x: x[episode, t][:, None]  # noqa: E731
+    return Episode(obs=two(data.obs), state=two(data.state), avail=two(data.avail),
+                   action=one(data.action), reward=one(data.reward),
+                   terminated=one(data.terminated), filled=one(data.filled))
+
+
+def stored_transitions(replay: ReplayState) -> Array:
+    """[C, T] bool: the filled steps of the stored episodes."""
+    stored = jnp.arange(replay.data.filled.shape[0]) < replay.size
+    return replay.data.filled & stored[:, None]
+
+
+def sample_transitions(replay: ReplayState, key: Array, batch_size: int) -> Episode:
+    """`batch_size` distinct stored transitions, uniformly (i.i.d. replay; the "clean" protocol).
+
+    Returns length-1 episodes (leaves [B, 2 or 1, ...]) that the learner's loss takes as they are."""
+    valid = stored_transitions(replay).ravel()
+    flat = jax.random.choice(key, valid.size, (batch_size,), replace=False, p=valid / valid.sum())
+    steps = replay.data.filled.shape[1]
+    return _transitions(replay.data, flat // steps, flat % steps)
+
+
+def shuffled_pass(replay: ReplayState, key: Array, batch_size: int) -> tuple[Array, Array]:
+    """One pass over the stored transitions in a random order (the PairVDN paper's epoch).
+
+    Returns (order [C*T] flat indices, stored ones first in random order; the number of whole
+    minibatches, the final partial batch being dropped)."""
+    valid = stored_transitions(replay).ravel()
+    order = jnp.argsort(jnp.where(valid, jax.random.uniform(key, valid.shape), 2.0))
+    return order, valid.sum() // batch_size
+
+
+def transitions_at(replay: ReplayState, flat: Array) -> Episode:
+    """The transitions at flat indices [B] of the [C, T] grid (see `shuffled_pass`)."""
+    steps = replay.data.filled.shape[1]
+    return _transitions(replay.data, flat // steps, flat % steps)

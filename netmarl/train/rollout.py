@@ -36,9 +36,12 @@ def collect_episode(env: Environment, learner: QLearner, params, epsilon: Array,
 
     _, (ts_seq, actions, filled) = jax.lax.scan(step, first, None, length=env.max_steps)
     cat = lambda x0, xs: jnp.concatenate([x0[None], xs])  # noqa: E731
+    terminated = ts_seq.terminated
+    if not learner.config.bootstrap_truncation:  # the time limit counts as terminal (no bootstrap)
+        terminated = terminated | ts_seq.truncated
     return Episode(obs=cat(ts.obs, ts_seq.obs), state=cat(ts.state, ts_seq.state),
                    avail=cat(ts.avail, ts_seq.avail), action=actions, reward=ts_seq.reward,
-                   terminated=ts_seq.terminated, filled=filled)
+                   terminated=terminated, filled=filled)
 
 
 def episode_return(episode: Episode) -> Array:

@@ -23,7 +23,8 @@ from netmarl.algos.value.pairvdn import make_learner
 from netmarl.config import TrainConfig
 from netmarl.envs import make, select_tree
 from netmarl.train.replay import (Episode, ReplayState, add_episodes, add_episodes_seeds, init_replay,
-                                  sample_episodes)
+                                  sample_episodes, sample_transitions, shuffled_pass, stored_transitions,
+                                  transitions_at)
 from netmarl.train.rollout import collect_episode, episode_return, evaluate
 
 Array = jax.Array
@@ -61,6 +62,7 @@ class Trainer:
         _check_run(config)
         self.config = config
         self.env = make(config.env.name, **config.env.options)
+        self.eval_env = make(config.env.name, **{**config.env.options, **config.env.eval_options})
         self.learner = make_learner(config.algo, self.env)
         if config.run.seed_mode == "vmap":
             self.run_chunk = jax.jit(self._run_chunk_vmapped)
@@ -103,7 +105,7 @@ class Trainer:
         """Learns from the updated buffer and counts; an inactive seed is left unchanged (its small
         leaves are selected; its replay write was already a no-op)."""
         key, _, k_learn = _iteration_keys(carry.key)
-        learner, metrics, updates = self.learn_steps(carry.learner, replay, k_learn)
+        learner, metrics, updates = self.learn_steps(carry.learner, replay, k_learn, carry.env_steps)
         num = self.config.run.num_envs
         new_carry = Carry(learner, None, key, carry.eval_key,
                           carry.env_steps + episodes.filled.sum(dtype=jnp.int32), carry.episodes + num)
@@ -112,23 +114,45 @@ class Trainer:
         masked = select_tree(active, new_carry, carry._replace(replay=None))
         return masked._replace(replay=replay), select_tree(active, new_stats, stats)
 
-    def learn_steps(self, learner: LearnerState, replay: ReplayState, key: Array):
-        """`updates_per_iteration` updates, kept only once the buffer holds a minibatch.
+    def learn_steps(self, learner: LearnerState, replay: ReplayState, key: Array, env_steps: Array):
+        """This iteration's updates, kept only once learning has started (a minibatch is stored and
+        `learn_start` env steps were collected).
 
         Returns (learner, summed LearnMetrics, number of updates kept). A select rather than a
         `lax.cond`: a cond would copy the replay buffer into its operands on every iteration.
         """
         algo = self.config.algo
+        if algo.epoch_pass:
+            updated, metrics, count = self._epoch_pass(learner, replay, key)
+        else:
+            updated, metrics = jax.lax.scan(lambda lrn, k: self.learner.learn(lrn, self._sample(replay, k)),
+                                            learner, jax.random.split(key, algo.updates_per_iteration))
+            metrics, count = jax.tree.map(lambda m: m.sum(), metrics), algo.updates_per_iteration
+        stored = replay.size if algo.replay_unit == "episode" else stored_transitions(replay).sum()
+        ready = (stored >= algo.batch_size) & (env_steps >= algo.learn_start)
+        metrics = LearnMetrics(*(jnp.where(ready, m, 0.0) for m in metrics))
+        return select_tree(ready, updated, learner), metrics, ready * jnp.float32(count)
 
-        def update(learner, key):
-            batch = sample_episodes(replay, key, algo.batch_size)
-            return self.learner.learn(learner, batch)
+    def _sample(self, replay: ReplayState, key: Array) -> Episode:
+        """A minibatch: `batch_size` episodes, or transitions (length-1 episodes)."""
+        algo = self.config.algo
+        sample = sample_episodes if algo.replay_unit == "episode" else sample_transitions
+        return sample(replay, key, algo.batch_size)
 
-        keys = jax.random.split(key, algo.updates_per_iteration)
-        updated, metrics = jax.lax.scan(update, learner, keys)
-        ready = replay.size >= algo.batch_size
-        metrics = LearnMetrics(*(jnp.where(ready, m.sum(), 0.0) for m in metrics))
-        return select_tree(ready, updated, learner), metrics, ready * jnp.float32(len(keys))
+    def _epoch_pass(self, learner: LearnerState, replay: ReplayState, key: Array):
+        """One shuffled pass over the stored transitions in whole minibatches (PairVDN's epoch)."""
+        size = self.config.algo.batch_size
+        order, batches = shuffled_pass(replay, key, size)
+
+        def update(b, carry):
+            learner, total = carry
+            batch = transitions_at(replay, jax.lax.dynamic_slice(order, (b * size,), (size,)))
+            learner, metrics = self.learner.learn(learner, batch)
+            return learner, jax.tree.map(jnp.add, total, metrics)
+
+        zero = LearnMetrics(*(jnp.float32(0.0) for _ in LearnMetrics._fields))
+        learner, metrics = jax.lax.fori_loop(0, batches, update, (learner, zero))
+        return learner, metrics, batches
 
     def _run_chunk_one(self, carry: Carry, until: Array) -> tuple[Carry, ChunkStats]:
         """One seed: iterates until at least `until` env steps have been collected."""
@@ -151,7 +175,7 @@ class Trainer:
     def _evaluate(self, carry: Carry, point: Array) -> Array:
         """Greedy team returns [eval_episodes] at evaluation point `point`."""
         key = jax.random.fold_in(carry.eval_key, point)
-        return evaluate(self.env, self.learner, carry.learner.params, key,
+        return evaluate(self.eval_env, self.learner, carry.learner.params, key,
                         self.config.run.eval_episodes)
 
     def seed_keys(self, first: int | None = None) -> Array:

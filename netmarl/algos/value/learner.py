@@ -107,12 +107,14 @@ class QLearner:
     def _optimiser(self) -> optax.GradientTransformation:
         c = self.config
         clip = (optax.clip_by_global_norm if c.shared_params else clip_by_agent_norm)(c.grad_clip)
+        no_clip = optax.identity()
+        step = optax.sgd(c.lr) if c.optimizer == "sgd" else optax.adam(c.lr)
         if c.gradient_tracking:  # eq. 4c-4d: track the average gradient, then mix parameters
             step = optax.sgd(c.lr) if c.gt_optimizer == "sgd" else optax.adam(c.lr)
-            agents = optax.chain(clip, with_gradient_tracking(step, c.gt_combine == "atc"))
-        else:
-            agents = optax.chain(clip, optax.adam(c.lr))
-        mixer = optax.chain(optax.clip_by_global_norm(self.config.grad_clip), optax.adam(self.config.lr))
+            step = with_gradient_tracking(step, c.gt_combine == "atc")
+        agents = optax.chain(clip if c.grad_clip > 0 else no_clip, step)
+        mixer_clip = optax.clip_by_global_norm(c.grad_clip) if c.grad_clip > 0 else no_clip
+        mixer = optax.chain(mixer_clip, optax.sgd(c.lr) if c.optimizer == "sgd" else optax.adam(c.lr))
         return optax.multi_transform({"agents": agents, "mixer": mixer},
                                      {"agents": "agents", "mixer": "mixer"})
 
@@ -148,10 +150,19 @@ class QLearner:
         (actions [N] int32, h' [N, H])."""
         q, h = apply_agents(self.net, params, self.prepare_obs(obs), h, self.config.shared_params)
         greedy = jnp.argmax(jnp.where(avail, q, -jnp.inf), -1)
+        explore, random = self.exploration(key, avail, epsilon)
+        return jnp.where(explore, random, greedy).astype(jnp.int32), h
+
+    def exploration(self, key: Array, avail: Array, epsilon: Array) -> tuple[Array, Array]:
+        """The joint ε-greedy draws of one step: (explore [N] bool, uniform random action [N]).
+
+        Row i depends only on the key and avail[i] (Gumbel noise drawn for all [N, A] at once), so
+        a networked agent computes the joint draws from the shared key and keeps its own row.
+        """
         k_explore, k_random = jax.random.split(key)
         random = jax.random.categorical(k_random, jnp.where(avail, 0.0, -jnp.inf))
         explore = jax.random.uniform(k_explore, (self.num_agents,)) < epsilon
-        return jnp.where(explore, random, greedy).astype(jnp.int32), h
+        return explore, random
 
     def epsilon(self, env_steps: Array) -> Array:
         """Linear ε schedule in env steps."""
@@ -191,13 +202,8 @@ class QLearner:
     def loss(self, trainable, state: LearnerState, batch: Episode, weights):
         """Mean loss over the filled transitions of a batch of episodes [B, ...]."""
         params, mixer_params = trainable["agents"], trainable["mixer"]
-        q = jax.vmap(self.q_sequence, (None, 0))(params, batch.obs)  # [B, T+1, N, A]
-        q_target = jax.vmap(self.q_sequence, (None, 0))(state.target_params, batch.obs)
-        r_t = self.reward_shares(batch.reward, state.reward_stats)  # [B, T, N]
-        discount_t = self.config.gamma * (1.0 - batch.terminated)
-        td = jax.vmap(jax.vmap(self.agent_td))  # over batch and time
-        delta, q_taken, v_t = td(q[:, :-1], batch.action, r_t, discount_t, q[:, 1:],
-                                 q_target[:, 1:], batch.avail[:, 1:])
+        delta, q_taken, v_t, r_t, discount_t = self.deltas(params, state.target_params,
+                                                           state.reward_stats, batch)
         team = jnp.zeros_like(delta)
         if self.mixer is None:
             team = jax.vmap(jax.vmap(self.team_td.fn, (0, None)), (0, None))(delta, weights)
@@ -218,11 +224,29 @@ class QLearner:
             disagreement=zero, mean_degree=zero, connected=zero, floats_sent=zero)
         return metrics.loss, metrics
 
-    def reward_shares(self, reward: Array, stats: RewardStats) -> Array:
-        """Per-agent rewards used in the TDs (shares of R; standardised if configured). [..., N]."""
-        n = reward.shape[-1]
+    def deltas(self, params, target_params, stats: RewardStats, batch: Episode):
+        """Per-agent double-Q TDs of a batch of episodes [B, ...] (agent axis N, or 1 for one agent).
+
+        Returns (δ, Q_i(o_i, a_i), Q⁻_i(o'_i, a*_i), r_t) each [B, T, N], and discount_t [B, T].
+        """
+        q = jax.vmap(self.q_sequence, (None, 0))(params, batch.obs)  # [B, T+1, N, A]
+        q_target = jax.vmap(self.q_sequence, (None, 0))(target_params, batch.obs)
+        r_t = self.reward_shares(batch.reward, stats, getattr(batch, "team_reward", None))
+        discount_t = self.config.gamma * (1.0 - batch.terminated)
+        td = jax.vmap(jax.vmap(self.agent_td))  # over batch and time
+        delta, q_taken, v_t = td(q[:, :-1], batch.action, r_t, discount_t, q[:, 1:],
+                                 q_target[:, 1:], batch.avail[:, 1:])
+        return delta, q_taken, v_t, r_t, discount_t
+
+    def reward_shares(self, reward: Array, stats: RewardStats, team: Array | None = None) -> Array:
+        """Per-agent rewards used in the TDs (shares of R; standardised if configured). [..., N].
+
+        `team` [...]: the team reward R, by default Σ_i reward_i (a networked agent, which holds
+        only its own column of `reward`, passes the R it observed)."""
+        n = self.num_agents
         if self.config.reward_shares == "equal":
-            reward = jnp.broadcast_to(reward.sum(-1, keepdims=True) / n, reward.shape)
+            total = reward.sum(-1, keepdims=True) if team is None else team[..., None]
+            reward = jnp.broadcast_to(total / n, reward.shape)
         if self.config.standardise_rewards:
             reward = (reward - stats.mean / n) / jnp.sqrt(stats.var + 1e-8)
         return reward
@@ -283,8 +307,12 @@ def _jtd_error(delta: Array, team: Array, mask: Array) -> Array:
 
 def _update_stats(stats: RewardStats, batch: Episode) -> RewardStats:
     """Merges the batch's filled team rewards into the running mean and variance."""
-    mask = batch.filled.astype(jnp.float32)
-    r = batch.reward.sum(-1)
+    return update_reward_stats(stats, batch.reward.sum(-1), batch.filled)
+
+
+def update_reward_stats(stats: RewardStats, r: Array, filled: Array) -> RewardStats:
+    """Merges team rewards r [B, T] (where `filled` [B, T]) into the running mean and variance."""
+    mask = filled.astype(jnp.float32)
     count = mask.sum()
     mean = (r * mask).sum() / jnp.maximum(count, 1.0)
     var = (jnp.square(r - mean) * mask).sum() / jnp.maximum(count, 1.0)
@@ -306,12 +334,20 @@ def _check_algo(c: AlgoConfig) -> None:
     if c.gradient_tracking and c.shared_params:
         raise ValueError("algo.gradient_tracking needs separate parameters per agent "
                          "(algo.shared_params=false): it emulates sharing without a server")
+    for name, accepted in (("optimizer", ("adam", "sgd")), ("replay_unit", ("episode", "transition"))):
+        if getattr(c, name) not in accepted:
+            raise ValueError(f"algo.{name}={getattr(c, name)!r}; accepted: {', '.join(accepted)}")
+    if c.replay_unit == "transition" and c.agent != "mlp":
+        raise ValueError(f"algo.replay_unit=transition needs feed-forward agents (algo.agent=mlp), "
+                         f"got algo.agent={c.agent!r}: recurrent agents learn from whole episodes")
+    if c.epoch_pass and c.replay_unit != "transition":
+        raise ValueError("algo.epoch_pass=true needs algo.replay_unit=transition")
     if c.gt_optimizer not in ("sgd", "adam") or c.gt_combine not in ("atc", "cta"):
         raise ValueError(f"algo.gt_optimizer={c.gt_optimizer!r} (accepted: sgd, adam), "
                          f"algo.gt_combine={c.gt_combine!r} (accepted: atc, cta)")
     if c.comm.rounds < 1:
         raise ValueError(f"algo.comm.rounds={c.comm.rounds} must be a positive integer")
-    if c.batch_size > c.buffer_size:
+    if c.replay_unit == "episode" and c.batch_size > c.buffer_size:
         raise ValueError(f"algo.batch_size={c.batch_size} exceeds algo.buffer_size={c.buffer_size}")
     if not 0.0 <= c.gamma <= 1.0:
         raise ValueError(f"algo.gamma={c.gamma} must be in [0, 1]")

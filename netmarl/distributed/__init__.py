@@ -1,0 +1,6 @@
+"""Networked agents as real processes on MPI: `mpirun -n N+1 netmarl agent ...` (docs/deployment.md).
+
+world.py (process group, environment <-> agent messages, ULFM repair), env_rank.py (world rank 0: the
+environment), agent_rank.py (agent i), learner.py (agent i's share of the Q-learner), runtime.py (the
+phase loop and the entry point). Importing this package does not import mpi4py.
+"""

@@ -1,0 +1,131 @@
+"""`netmarl agent`: networked agents as real processes on MPI (specs/distributed.md).
+
+    mpirun -n 5 --oversubscribe netmarl agent algo=dvdn env=lbf-tiny run.id=demo   # 4 agents
+
+World rank 0 runs the environment (a dedicated process: agents never see each other's observations,
+and killing any agent leaves the environment running); world rank i + 1 is agent i. Every process
+composes the same config and derives the same keys; the run is a sequence of phases, each an
+`iterate` (collect num_envs episodes, learn) or an `evaluate` (greedy episodes, records, checkpoint),
+decided on every rank from the same counters:
+
+    point < 0 -> evaluate 0;   env_steps >= until(point + 1) -> evaluate point + 1;   else iterate.
+
+Every process keeps the state before its last phases. When a peer fails (ULFM), the survivors repair
+the group (world.py) and all restart from the earliest phase any of them was in, without the dead
+agents: the phase function is pure in its state, so the repeated phase is well defined.
+"""
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+
+from netmarl.comm.mpi import PeerFailure, PeerTimeout, mpi
+from netmarl.config import TrainConfig, to_dict
+from netmarl.results.rundir import RunDir
+
+KEEP_PHASES = 3  # snapshots kept: a survivor is at most one phase ahead of any other
+
+
+def next_phase(point: int, env_steps: int, config: TrainConfig) -> str | None:
+    """'evaluate', 'iterate', or None when the run is complete (point = last evaluation done)."""
+    run = config.run
+    if point < 0:
+        return "evaluate"
+    if point >= math.ceil(run.total_steps / run.eval_interval):
+        return None
+    until = min((point + 1) * run.eval_interval, run.total_steps)
+    return "evaluate" if env_steps >= until else "iterate"
+
+
+def drive(process, world, config: TrainConfig):
+    """Runs the phases of `process` (EnvProcess or AgentProcess) to the end, repairing on failures."""
+    phase, point, state = 0, -1, process.initial()
+    snapshots = {}
+    while True:
+        try:
+            while (kind := next_phase(point, process.env_steps(state), config)) is not None:
+                snapshots[phase] = (point, state)
+                snapshots.pop(phase - KEEP_PHASES, None)
+                if kind == "evaluate":
+                    point += 1
+                    state = process.evaluate(state, point)
+                else:
+                    state = process.iterate(state)
+                phase += 1
+            world.barrier()  # nobody leaves while a survivor may still need a repair
+            return state
+        except PeerFailure as error:
+            phase = world.recover(phase, error)
+            point, state = snapshots[phase]
+            if hasattr(process, "regroup"):
+                process.regroup()
+            print(f"netmarl agent: {world._who()}: peer failure ({error}); continuing with agents "
+                  f"{world.agents} from phase {phase}", file=sys.stderr, flush=True)
+
+
+def run_agents(config: TrainConfig, timeout: float = 300.0) -> None:
+    """The body of one MPI process of a deployment run (environment or agent, by rank)."""
+    from netmarl.algos.value.pairvdn import make_learner
+    from netmarl.distributed.world import ENV, World
+    from netmarl.envs import make
+
+    _check(config)
+    env = make(config.env.name, **config.env.options)
+    learner = make_learner(config.algo, env)
+    world = World(env.num_agents, learner.schedule, timeout)
+    root = Path(config.run.dir) / (config.run.id or "")
+    try:
+        if world.me == ENV:
+            from netmarl.distributed.env_rank import EnvProcess
+            run = RunDir.create(root, to_dict(config))
+            process = EnvProcess(config, env, learner, world, run)
+        else:
+            from netmarl.distributed.agent_rank import AgentProcess
+            from netmarl.distributed.learner import AgentLearner
+            run = _agent_dir(root, world.me, config)
+            process = AgentProcess(config, env, AgentLearner(learner, world.me), world, run)
+        state = drive(process, world, config)
+        if world.me == ENV:
+            _finish_env(run, config, world, process)
+        else:
+            process.finish(state)
+    except PeerTimeout as error:
+        print(f"netmarl agent: {error}", file=sys.stderr, flush=True)
+        mpi().COMM_WORLD.Abort(3)
+
+
+def _agent_dir(root: Path, agent: int, config: TrainConfig) -> RunDir:
+    """runs/<id>/agent_<i>/ once the environment rank has created runs/<id>/."""
+    import time
+
+    for _ in range(600):
+        if (root / "config.json").exists():
+            break
+        time.sleep(0.1)
+    return RunDir.create(root / f"agent_{agent}", to_dict(config))
+
+
+def _finish_env(run: RunDir, config: TrainConfig, world, process) -> None:
+    """summary.json and marl_eval.json as `netmarl train` writes them, plus distributed.json."""
+    import time
+
+    from netmarl.train.loop import _finish
+    _finish(run, config, time.perf_counter() - process.tic)
+    agents = list(range(process.env.num_agents))
+    run.write_json("distributed.json", {
+        "layout": "world rank 0: environment; world rank i + 1: agent i", "agents": agents,
+        "live_agents": world.agents, "failures": world.failures,
+        "agent_dirs": [f"agent_{i}" for i in agents]})
+
+
+def _check(config: TrainConfig) -> None:
+    if not config.run.id:
+        raise ValueError("netmarl agent needs run.id=<name>: every process must agree on the run "
+                         "directory (runs/<id>/)")
+    if config.run.seeds != 1:
+        raise ValueError(f"netmarl agent runs one seed per launch, got run.seeds={config.run.seeds}; "
+                         "launch one mpirun per seed with run.seed=<s> and distinct run.id")
+    if config.algo.team_td not in ("dvdn", "iql"):
+        raise ValueError(f"netmarl agent runs networked or independent agents (algo.team_td = dvdn "
+                         f"or iql), got {config.algo.team_td!r}: it needs a central learner")
