@@ -18,7 +18,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from netmarl.algos.value.learner import LearnerState, LearnMetrics, QLearner
+from netmarl.algos.value.learner import LearnerState, LearnMetrics
 from netmarl.algos.value.pairvdn import make_learner
 from netmarl.config import TrainConfig
 from netmarl.envs import make, select_tree
