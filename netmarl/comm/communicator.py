@@ -13,8 +13,8 @@ and sends x_i to dst_i = {j ≠ i: α_ji > 0} (for symmetric Metropolis weights 
   calls `neighbor_allreduce` with row i of W over MPI (imported lazily: the package works without
   mpi4py).
 
-Both give the same numbers to float tolerance: the MPI backend accumulates α_ij x_j in agent order j,
-as the simulator's W @ x does.
+Both give the same numbers: the MPI backend accumulates α_ij x_j in agent order j with fused
+multiply-adds, as XLA's W @ x does on CPU (bit-identical for one consensus round).
 """
 from __future__ import annotations
 
@@ -98,10 +98,14 @@ def unflatten(buffer: np.ndarray, spec) -> PyTree:
 
 def weighted_sum(own: np.ndarray, agent: int, self_weight: float, received: dict[int, np.ndarray],
                  src_weights: dict[int, float]) -> np.ndarray:
-    """α_ii x_i + Σ_j α_ij x_j accumulated in float32 in agent order j (as W @ x is)."""
+    """α_ii x_i + Σ_j α_ij x_j, float32, bit-identical to XLA's W @ x on CPU.
+
+    XLA accumulates the dot in agent order j with fused multiply-adds, acc ← fma(α_ij, x_j, acc);
+    an fma of float32 operands is computed exactly in float64 and rounded once to float32."""
     terms = {agent: (self_weight, own), **{j: (src_weights[j], received[j]) for j in src_weights}}
-    acc = np.zeros_like(own, np.float32)
+    acc = np.zeros(own.shape, np.float32)
     for j in sorted(terms):
         w, x = terms[j]
-        acc += np.float32(w) * x.astype(np.float32)
+        acc = (np.float64(np.float32(w)) * x.astype(np.float32).astype(np.float64)
+               + acc.astype(np.float64)).astype(np.float32)
     return acc

@@ -101,7 +101,7 @@ class AgentProcess:
         episodes = self.episodes(carry.learner.params, collect, self.epsilon(carry.env_steps))
         replay = self._add(carry.replay, episodes)
         learner = carry.learner
-        if int(replay.size) >= self.batch_size:
+        if int(replay.size) >= self.batch_size and int(carry.env_steps) >= self.config.algo.learn_start:
             for k in np.asarray(learn):
                 batch = self._sample(replay, k, self.batch_size)
                 learner, metrics = self.agent.learn(learner, batch, self.world.schedule)

@@ -108,7 +108,10 @@ class EnvProcess:
             reward, done = np.asarray(ts.reward), np.asarray(ts.done)
             tail[:, t, :, 0] = reward
             tail[:, t, :, 1] = np.asarray(ts.team_reward)[:, None]
-            tail[:, t, :, 2] = np.asarray(ts.terminated)[:, None]
+            ended = np.asarray(ts.terminated)
+            if not self.config.algo.bootstrap_truncation:  # as collect_episode: time limit = terminal
+                ended = ended | np.asarray(ts.truncated)
+            tail[:, t, :, 2] = ended[:, None]
             tail[:, t, :, 3] = alive[:, None]
             alive = alive & ~done
         self.world.scatter({i: tail[:, :, i] for i in self.world.agents}, (num, steps, 4))
@@ -123,7 +126,8 @@ class EnvProcess:
         key, collect, _ = iteration_keys(carry.key, num, algo.updates_per_iteration)
         returns, steps = self.episodes(collect)
         stored = min(int(carry.stored) + num, algo.buffer_size)
-        updates = algo.updates_per_iteration if stored >= algo.batch_size else 0
+        ready = stored >= algo.batch_size and int(carry.env_steps) >= algo.learn_start
+        updates = algo.updates_per_iteration if ready else 0
         carry = EnvCarry(key, carry.eval_key, np.int32(carry.env_steps + steps),
                          np.int32(carry.episodes + num), np.int32(stored),
                          np.int32(carry.updates + updates))

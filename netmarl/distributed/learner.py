@@ -114,11 +114,12 @@ class AgentLearner:
     def make_tx(self, mix) -> optax.GradientTransformation:
         """The simulator's per-agent optimiser chain, mixing through `mix` (gradient tracking)."""
         c = self.config
+        clip = clip_by_agent_norm(c.grad_clip) if c.grad_clip > 0 else optax.identity()
+        step = optax.sgd(c.lr) if c.optimizer == "sgd" else optax.adam(c.lr)
         if c.gradient_tracking:
             step = optax.sgd(c.lr) if c.gt_optimizer == "sgd" else optax.adam(c.lr)
-            return optax.chain(clip_by_agent_norm(c.grad_clip),
-                               with_gradient_tracking(step, c.gt_combine == "atc", mix=mix))
-        return optax.chain(clip_by_agent_norm(c.grad_clip), optax.adam(c.lr))
+            step = with_gradient_tracking(step, c.gt_combine == "atc", mix=mix)
+        return optax.chain(clip, step)
 
     def _mix_callback(self, tree, weights):
         """Σ_j α_ij x_j through the communicator, from jitted code (an ordered io_callback)."""
@@ -204,7 +205,7 @@ class AgentLearner:
             team = np.float32(weights.shape[-1]) * z
         grads, loss, q_taken, grad_sq = self.grad(new, batch, team)
         w0 = None if weights is None else weights[0]
-        new = self.apply(new, grads, w0)
+        new = jax.block_until_ready(self.apply(new, grads, w0))  # its mixes (callbacks) are done
         if self.failure is not None:
             failure, self.failure = self.failure, None
             raise failure

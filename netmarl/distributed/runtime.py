@@ -17,6 +17,7 @@ agents: the phase function is pure in its state, so the repeated phase is well d
 from __future__ import annotations
 
 import math
+import os
 import sys
 from pathlib import Path
 
@@ -90,6 +91,10 @@ def run_agents(config: TrainConfig, timeout: float = 300.0) -> None:
             _finish_env(run, config, world, process)
         else:
             process.finish(state)
+        if world.failures:  # MPI_Finalize can wait forever for a dead peer: results are written
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(0)
     except PeerTimeout as error:
         print(f"netmarl agent: {error}", file=sys.stderr, flush=True)
         mpi().COMM_WORLD.Abort(3)
@@ -126,6 +131,12 @@ def _check(config: TrainConfig) -> None:
     if config.run.seeds != 1:
         raise ValueError(f"netmarl agent runs one seed per launch, got run.seeds={config.run.seeds}; "
                          "launch one mpirun per seed with run.seed=<s> and distinct run.id")
+    algo = config.algo
+    if algo.replay_unit != "episode" or algo.epoch_pass or config.env.eval_options:
+        raise ValueError(f"netmarl agent supports episode replay only (algo.replay_unit=episode, "
+                         f"algo.epoch_pass=false, no env.eval_options); got replay_unit="
+                         f"{algo.replay_unit!r}, epoch_pass={algo.epoch_pass}, "
+                         f"eval_options={config.env.eval_options}")
     if config.algo.team_td not in ("dvdn", "iql"):
         raise ValueError(f"netmarl agent runs networked or independent agents (algo.team_td = dvdn "
                          f"or iql), got {config.algo.team_td!r}: it needs a central learner")
