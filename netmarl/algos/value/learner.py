@@ -106,15 +106,17 @@ class QLearner:
 
     def _optimiser(self) -> optax.GradientTransformation:
         c = self.config
-        clip = (optax.clip_by_global_norm if c.shared_params else clip_by_agent_norm)(c.grad_clip)
-        no_clip = optax.identity()
-        step = optax.sgd(c.lr) if c.optimizer == "sgd" else optax.adam(c.lr)
+        by_name = {"sgd": optax.sgd, "adam": optax.adam}
+        step = by_name[c.optimizer](c.lr)
         if c.gradient_tracking:  # eq. 4c-4d: track the average gradient, then mix parameters
-            step = optax.sgd(c.lr) if c.gt_optimizer == "sgd" else optax.adam(c.lr)
-            step = with_gradient_tracking(step, c.gt_combine == "atc")
-        agents = optax.chain(clip if c.grad_clip > 0 else no_clip, step)
-        mixer_clip = optax.clip_by_global_norm(c.grad_clip) if c.grad_clip > 0 else no_clip
-        mixer = optax.chain(mixer_clip, optax.sgd(c.lr) if c.optimizer == "sgd" else optax.adam(c.lr))
+            step = with_gradient_tracking(by_name[c.gt_optimizer](c.lr), c.gt_combine == "atc")
+        clip_agents = optax.clip_by_global_norm if c.shared_params else clip_by_agent_norm
+        if c.grad_clip <= 0:  # no clipping
+            clip_agents = clip_mixer = lambda _: optax.identity()  # noqa: E731
+        else:
+            clip_mixer = optax.clip_by_global_norm
+        agents = optax.chain(clip_agents(c.grad_clip), step)
+        mixer = optax.chain(clip_mixer(c.grad_clip), by_name[c.optimizer](c.lr))
         return optax.multi_transform({"agents": agents, "mixer": mixer},
                                      {"agents": "agents", "mixer": "mixer"})
 
