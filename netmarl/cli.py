@@ -2,7 +2,7 @@
 
     netmarl train algo=vdn env=lbf-easy seeds=3 run.total_steps=500000
     netmarl train resume=runs/<id> [steps=N]
-    netmarl eval runs/<id> --episodes 100 --render out.gif
+    netmarl eval runs/<id> --episodes 100 --render out.gif [--env-option max_timestep=1000]
     netmarl table runs/a runs/b ... [--out results/table]   (Markdown + CSV, the paper's metric)
     netmarl plot runs/a runs/b ... --out curves.png
     netmarl reproduce dvdn-lbf [--seeds 10] [--jobs 2]
@@ -120,10 +120,24 @@ def cmd_eval(args) -> None:
     from netmarl.train.evaluate import evaluate_run
 
     try:
-        result = evaluate_run(args.run_dir, args.episodes, args.render, args.seed_index)
+        result = evaluate_run(args.run_dir, args.episodes, args.render, args.seed_index,
+                              parse_options(args.env_option))
     except (ValueError, FileNotFoundError) as error:
         raise SystemExit(f"netmarl: {error}") from None
     print(json.dumps(result, indent=2))
+
+
+def parse_options(pairs: list[str]) -> dict:
+    """["max_timestep=1000", ...] -> {"max_timestep": 1000, ...} (values read as YAML scalars)."""
+    import yaml
+
+    options = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--env-option {pair!r} is not of the form KEY=VALUE")
+        options[key] = yaml.safe_load(value)
+    return options
 
 
 def cmd_table(args) -> None:
@@ -193,6 +207,8 @@ def main(argv: list[str] | None = None) -> None:
     ev.add_argument("--episodes", type=int, default=100)
     ev.add_argument("--render", metavar="OUT.gif", help="save one greedy episode as a GIF")
     ev.add_argument("--seed-index", type=int, default=0, help="which seed of the run to render")
+    ev.add_argument("--env-option", action="append", default=[], metavar="KEY=VALUE",
+                    help="override an option of the evaluation environment, e.g. max_timestep=1000")
     ev.set_defaults(func=cmd_eval)
     table = sub.add_parser("table", help="the paper's table (max over evaluations, 95 %% CI over seeds)")
     table.add_argument("run_dirs", nargs="+")

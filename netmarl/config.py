@@ -15,7 +15,7 @@ class MixerConfig:
     """QMIX mixer (read only when algo.team_td = qmix)."""
 
     embed: int = 32  # mixing-network embedding size
-    hyper_hidden: int = 64  # hypernetwork hidden units
+    hyper_hidden: int = 64  # hypernetwork hidden units (0: single linear W1/w2 hypernetworks)
     activation: str = "elu"  # elu | relu: mixing-network nonlinearity
 
 

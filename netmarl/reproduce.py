@@ -8,6 +8,11 @@ all runs (the documented budget and hyperparameters) and per-algorithm overrides
   - absent: trained.
 Each worker process takes whole (task, algorithm) cells, so a cell's seeds share one compilation.
 Killing the command loses at most one evaluation interval per running run.
+
+An optional `final_eval: {episodes: E, envs: {NAME: {env option: value}}}` evaluates every trained
+run's final policy greedily for E episodes on each named variant of the evaluation environment (e.g.
+longer horizons) into <run>/final_eval.json, and `final_table.md/.csv` tabulates them; the
+pseudo-algorithm `random` in `algos` is the uniformly random policy, evaluated the same way.
 """
 from __future__ import annotations
 
@@ -24,6 +29,8 @@ import yaml
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 CONF_DIR = Path(__file__).parent / "conf" / "reproduce"
+RANDOM = "random"  # the pseudo-algorithm of the uniformly random policy (needs final_eval)
+FINAL_EVAL = "final_eval.json"
 EXPERIMENTS = sorted(p.stem for p in CONF_DIR.glob("*.yaml"))
 
 
@@ -36,6 +43,7 @@ class Run:
     seed: int
     overrides: tuple[str, ...]
     path: Path
+    final_eval: dict | None = None  # {"episodes": E, "envs": {name: env options}} or None
 
     @property
     def budget(self) -> int:
@@ -47,13 +55,29 @@ class Run:
         return RunConfig.total_steps
 
     @property
+    def trained(self) -> bool:
+        """Training finished at (at least) the budget; the random policy needs no training."""
+        if self.algo == RANDOM:
+            return True
+        if not (self.path / "summary.json").exists():
+            return False
+        return json.loads((self.path / "config.json").read_text())["run"]["total_steps"] >= self.budget
+
+    @property
+    def evaluated(self) -> bool:
+        """Every final evaluation of the experiment is in final_eval.json (or none is asked for)."""
+        if not self.final_eval:
+            return True
+        path = self.path / FINAL_EVAL
+        return path.exists() and set(self.final_eval["envs"]) <= set(json.loads(path.read_text())["evals"])
+
+    @property
     def state(self) -> str:
-        """done | partial (to resume, or to extend to a larger budget) | new."""
-        if not (self.path / "config.json").exists():
-            return "new"
-        saved = json.loads((self.path / "config.json").read_text())["run"]["total_steps"]
-        done = (self.path / "summary.json").exists() and saved >= self.budget
-        return "done" if done else "partial"
+        """done | partial (to resume, to extend to a larger budget, or to evaluate) | new."""
+        if self.trained and self.evaluated:
+            return "done"
+        started = (self.path / "config.json").exists() or (self.path / FINAL_EVAL).exists()
+        return "partial" if started else "new"
 
 
 def load_experiment(name: str) -> dict:
@@ -66,7 +90,22 @@ def load_experiment(name: str) -> dict:
     missing = {"tasks", "algos", "seeds"} - set(experiment)
     if missing:
         raise ValueError(f"experiment {path} lacks {sorted(missing)}")
+    _check_final_eval(experiment, path)
     return experiment
+
+
+def _check_final_eval(experiment: dict, path: Path) -> None:
+    final = experiment.get("final_eval")
+    if final is None:
+        if RANDOM in experiment["algos"]:
+            raise ValueError(f"experiment {path}: algo {RANDOM!r} is only evaluated, so it needs final_eval")
+        return
+    episodes, envs = final.get("episodes"), final.get("envs")
+    if not isinstance(episodes, int) or episodes < 1:
+        raise ValueError(f"experiment {path}: final_eval.episodes {episodes!r} must be a positive integer")
+    if not isinstance(envs, dict) or not envs or not all(isinstance(o, dict) for o in envs.values()):
+        raise ValueError(f"experiment {path}: final_eval.envs {envs!r} must map names to env options, "
+                         "e.g. {T400: {max_timestep: 400}}")
 
 
 def plan(experiment: dict, root: Path, seeds: int | None = None, steps: int | None = None) -> list[Run]:
@@ -78,7 +117,7 @@ def plan(experiment: dict, root: Path, seeds: int | None = None, steps: int | No
         raise ValueError(f"algo_overrides for {unknown}, which are not among algos {experiment['algos']}")
     budget = [f"run.total_steps={steps}"] if steps is not None else []
     return [Run(task, algo, seed, (*shared, *per_algo.get(algo, []), *budget),
-                root / f"{task}_{algo}_s{seed}")
+                root / f"{task}_{algo}_s{seed}", experiment.get("final_eval"))
             for task in experiment["tasks"] for algo in experiment["algos"]
             for seed in range(seeds or experiment["seeds"])]
 
@@ -88,15 +127,34 @@ def execute(run: Run) -> None:
     from netmarl.cli import compose
     from netmarl.train.loop import resume, train
 
-    if run.state == "done":
-        return
-    if run.state == "partial":
-        resume(str(run.path), total_steps=run.budget, progress=False)
-        return
-    config = compose([*run.overrides, f"env={run.task}", f"algo={run.algo}", f"run.seed={run.seed}",
-                      "run.seeds=1", f"run.dir={run.path.parent}", f"run.id={run.path.name}",
-                      "run.progress=false"])
-    train(config)
+    if not run.trained:
+        if (run.path / "config.json").exists():
+            resume(str(run.path), total_steps=run.budget, progress=False)
+        else:
+            train(compose(_run_overrides(run, run.algo)))
+    if not run.evaluated:
+        final_evaluation(run)
+
+
+def _run_overrides(run: Run, algo: str) -> list[str]:
+    return [*run.overrides, f"env={run.task}", f"algo={algo}", f"run.seed={run.seed}", "run.seeds=1",
+            f"run.dir={run.path.parent}", f"run.id={run.path.name}", "run.progress=false"]
+
+
+def final_evaluation(run: Run) -> None:
+    """Writes <run>/final_eval.json: the final policy (or the random policy) on each evaluation env."""
+    from netmarl.cli import compose
+    from netmarl.train.evaluate import evaluate_run, random_policy_returns
+
+    episodes, evals = run.final_eval["episodes"], {}
+    for name, options in run.final_eval["envs"].items():
+        if run.algo == RANDOM:  # any learner serves: ε = 1 ignores its parameters
+            evals[name] = random_policy_returns(compose(_run_overrides(run, "iql")), episodes, options)
+        else:
+            evals[name] = evaluate_run(str(run.path), episodes, env_options=options)
+    run.path.mkdir(parents=True, exist_ok=True)
+    record = {"env": run.task, "algo": run.algo, "seed": run.seed, "evals": evals}
+    (run.path / FINAL_EVAL).write_text(json.dumps(record, indent=1))
 
 
 def _execute_cell(runs: list[Run]) -> list[str]:
@@ -165,7 +223,7 @@ class _progress:
 
     def __init__(self, runs: list[Run]):
         self.runs = runs
-        self.total = sum(r.budget for r in runs)
+        self.total = sum(r.budget for r in runs if r.algo != RANDOM)
         self.bar = Progress(TextColumn("[bold]reproduce"), BarColumn(), TextColumn("{task.fields[info]}"),
                             TimeElapsedColumn(), TimeRemainingColumn())
 
@@ -208,18 +266,24 @@ class _WallClock:
 
 
 def write_results(folder: Path, runs: list[Run]) -> Path:
-    """table.md, table.csv and curves.png from the finished runs of the grid."""
-    from netmarl.results.table import load_curves, markdown, plot, table_cells, to_csv
+    """table.md/.csv and curves.png from the finished runs of the grid (final_table.md/.csv too if
+    the experiment has final evaluations)."""
+    from netmarl.results.table import (FINAL_CAPTION, load_curves, load_final, markdown, plot, table_cells,
+                                       to_csv)
 
-    done = [r.path for r in runs if r.state == "done"]
-    if len(done) < len(runs):
-        print(f"{len(runs) - len(done)} runs unfinished: no table written")
+    unfinished = sum(r.state != "done" for r in runs)
+    if unfinished:
+        print(f"{unfinished} runs unfinished: no table written")
         return folder
-    curves = load_curves(done)
-    cells = table_cells(curves)
-    (folder / "table.md").write_text(markdown(cells))
-    (folder / "table.csv").write_text(to_csv(cells))
-    plot(curves, folder / "curves.png")
-    print(markdown(cells))
-    print(f"written: {folder / 'table.md'}, {folder / 'table.csv'}, {folder / 'curves.png'}")
+    tables = {"table": load_curves([r.path for r in runs if r.algo != RANDOM])}
+    if runs[0].final_eval:
+        tables["final_table"] = load_final([r.path for r in runs])
+    for name, curves in tables.items():
+        cells = table_cells(curves)
+        text = markdown(cells, caption=FINAL_CAPTION if name == "final_table" else None)
+        (folder / f"{name}.md").write_text(text)
+        (folder / f"{name}.csv").write_text(to_csv(cells))
+        print(text)
+    plot(tables["table"], folder / "curves.png")
+    print(f"written: {', '.join(f'{folder / n}.md' for n in tables)} (and .csv), {folder / 'curves.png'}")
     return folder

@@ -73,3 +73,15 @@ def test_joint_td_matches_brute_force(double_q):
         v = max(total(target[1], a) for a in joints)
     assert float(q_tot) == pytest.approx(total(online[0], [2, 0, 1]), rel=1e-5)
     assert float(delta) == pytest.approx(-0.25 + 0.9 * v - total(online[0], [2, 0, 1]), rel=1e-5)
+
+
+def test_paper_qmix_mixer_has_the_papers_parameter_count():
+    """specs/pairvdn_boxjump.md §4.1: the QMIX-16 hypernetworks for Box Jump N = 16 (state 177) have
+    54,129 parameters: one-layer W1/b1/w2 hypernetworks (algo.mixer.hyper_hidden=0), two-layer b2."""
+    from netmarl.nets.mixers import make_qmix
+
+    mixer = make_qmix(embed=16, hyper_hidden=0, activation="relu")
+    params = mixer.init(jax.random.PRNGKey(0), 16, 177)
+    assert sum(x.size for x in jax.tree.leaves(params)) == 54_129
+    with pytest.raises(ValueError, match="hyper_hidden -1"):
+        make_qmix(hyper_hidden=-1)

@@ -70,3 +70,70 @@ def test_reproduce_skips_finished_runs_resumes_started_ones_and_extends_budgets(
     assert [r.state for r in bigger] == ["partial"] * 4  # a larger budget continues the runs
     reproduce(experiment, str(root), steps=500)
     assert [r["point"] for r in _metrics(first)][-1] == 5
+
+
+FINAL = EXPERIMENT.replace("algos: [iql, vdn]", "algos: [random, iql]").replace(
+    "algo_overrides: {vdn: [algo.lr=0.01]}",
+    "final_eval: {episodes: 400, envs: {one: {}, four: {episode_length: 4}}}")
+CLIMBING_MEAN = -31 / 9  # the climbing game's mean payoff: the random policy's expected step reward
+
+
+def test_final_evaluations_random_row_and_final_table(tmp_path):
+    path = tmp_path / "final.yaml"
+    path.write_text(FINAL)
+    root = tmp_path / "out"
+    reproduce(str(path), str(root), steps=200)
+    runs = plan(load_experiment(str(path)), root, steps=200)
+    assert [r.state for r in runs] == ["done"] * 4
+    random = [json.loads((r.path / "final_eval.json").read_text()) for r in runs[:2]]
+    assert not (runs[0].path / "metrics.jsonl").exists()  # the random policy is not trained
+    one = [s["mean"] for r in random for s in r["evals"]["one"]["per_seed"]]
+    four = [s["mean"] for r in random for s in r["evals"]["four"]["per_seed"]]
+    assert abs(sum(one) / 2 - CLIMBING_MEAN) < 1.6  # 3 standard errors over 800 episodes
+    assert abs(sum(four) / 2 - 4 * CLIMBING_MEAN) < 3.1  # evaluated with the longer episodes
+    greedy = json.loads((runs[2].path / "final_eval.json").read_text())["evals"]
+    assert greedy["one"]["per_seed"][0]["std"] == 0.0  # a greedy policy in a deterministic game
+    assert greedy["four"]["per_seed"][0]["mean"] == pytest.approx(4 * greedy["one"]["per_seed"][0]["mean"])
+    table = (root / "final_table.md").read_text()
+    assert "| matrix:climbing one |" in table and "| matrix:climbing four |" in table
+    assert "random" in (root / "final_table.csv").read_text()
+    assert "random" not in (root / "table.csv").read_text()  # the curves table has trained runs only
+    # A run killed between training and its final evaluation is evaluated, not retrained.
+    (runs[2].path / "final_eval.json").unlink()
+    assert runs[2].state == "partial"
+    before = (runs[2].path / "metrics.jsonl").stat().st_mtime_ns
+    reproduce(str(path), str(root), steps=200)
+    assert runs[2].state == "done" and (runs[2].path / "metrics.jsonl").stat().st_mtime_ns == before
+
+
+@pytest.mark.parametrize("bad, message", [
+    ("final_eval: {episodes: 0, envs: {a: {}}}", "episodes 0"),
+    ("final_eval: {episodes: 5, envs: []}", "must map names"),
+    ("", "needs final_eval"),
+])
+def test_bad_final_eval_is_refused(tmp_path, bad, message):
+    path = tmp_path / "bad.yaml"
+    path.write_text(FINAL.split("final_eval")[0] + bad + "\n")
+    with pytest.raises(ValueError, match=message):
+        load_experiment(str(path))
+
+
+def test_eval_command_takes_env_options(tmp_path, capsys):
+    from netmarl.cli import main
+
+    run = plan(load_experiment(str(_write(tmp_path, EXPERIMENT))), tmp_path / "out", steps=100)[0]
+    train(compose([*run.overrides, f"env={run.task}", f"algo={run.algo}", "run.seeds=1", "run.total_steps=100",
+                   f"run.dir={run.path.parent}", f"run.id={run.path.name}", "run.progress=false"]))
+    main(["eval", str(run.path), "--episodes", "3", "--env-option", "episode_length=5"])
+    result = json.loads(capsys.readouterr().out)
+    assert result["env_options"] == {"episode_length": 5} and len(result["per_seed"][0]["returns"]) == 3
+    with pytest.raises(SystemExit, match="no_such_option|unknown|accepted"):
+        main(["eval", str(run.path), "--episodes", "3", "--env-option", "no_such_option=1"])
+    with pytest.raises(SystemExit, match="KEY=VALUE"):
+        main(["eval", str(run.path), "--env-option", "episode_length"])
+
+
+def _write(tmp_path, text: str):
+    path = tmp_path / "experiment.yaml"
+    path.write_text(text)
+    return path

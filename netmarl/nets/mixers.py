@@ -31,8 +31,8 @@ class _QMix(nn.Module):
     def __call__(self, q, state):
         n = q.shape[-1]
 
-        def hyper(out, name):  # a two-layer hypernetwork, EPyMARL's hypernet_layers=2
-            x = nn.relu(nn.Dense(self.hyper_hidden, name=f"{name}_0")(state))
+        def hyper(out, name):  # EPyMARL's hypernet_layers=2, or one linear layer if hyper_hidden=0
+            x = state if self.hyper_hidden == 0 else nn.relu(nn.Dense(self.hyper_hidden, name=f"{name}_0")(state))
             return nn.Dense(out, name=f"{name}_1")(x)
 
         w1 = jnp.abs(hyper(n * self.embed, "w1")).reshape(n, self.embed)  # [N, E]
@@ -45,8 +45,11 @@ class _QMix(nn.Module):
 
 
 def make_qmix(embed: int = 32, hyper_hidden: int = 64, activation: str = "elu") -> Mixer:
-    """QMIX mixer with mixing embedding size `embed` and hypernetwork width `hyper_hidden`."""
+    """QMIX mixer with mixing embedding size `embed` and hypernetwork width `hyper_hidden` (0: the
+    W1 and w2 hypernetworks are single linear layers, as in the original QMIX)."""
     if activation not in ("elu", "relu"):
         raise ValueError(f"QMIX activation {activation!r} is not known; accepted: elu, relu")
+    if hyper_hidden < 0:
+        raise ValueError(f"QMIX hyper_hidden {hyper_hidden} must be >= 0 (0: one-layer hypernetworks)")
     module = _QMix(embed, hyper_hidden, activation)
     return Mixer(lambda key, n, s: module.init(key, jnp.zeros(n), jnp.zeros(s)), module.apply)

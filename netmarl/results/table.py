@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,9 @@ from netmarl.results.rundir import RunDir
 from netmarl.results.stats import Cell, Curves, bootstrap_ci, cell, curves_from_records, marks
 
 Cells = dict[str, dict[str, Cell]]  # task -> algorithm -> cell
+FINAL_CAPTION = ("Final policy, greedy: mean return over seeds (each seed: the mean over its evaluation "
+                 "episodes), with the 95 % bootstrap CI over seeds as offsets. **Bold**: best of the "
+                 "column; `*`: CI overlaps the best's CI; `**`: second in rank.")
 
 
 def load_curves(paths: list[str | Path]) -> dict[str, dict[str, Curves]]:
@@ -38,6 +42,21 @@ def load_curves(paths: list[str | Path]) -> dict[str, dict[str, Curves]]:
     return out
 
 
+def load_final(paths: list[str | Path]) -> dict[str, dict[str, Curves]]:
+    """One-point "curves" per "<task> <evaluation>" and algorithm from the runs' final_eval.json
+    (written by `netmarl reproduce` for experiments with final_eval); seeds are pooled by run."""
+    returns: dict[tuple[str, str], list[float]] = {}
+    for path in paths:
+        record = json.loads((Path(path) / "final_eval.json").read_text())
+        for name, result in record["evals"].items():
+            column = returns.setdefault((f"{record['env']} {name}", record["algo"]), [])
+            column.extend(seed["mean"] for seed in result["per_seed"])
+    out: dict[str, dict[str, Curves]] = {}
+    for (task, algo), values in returns.items():
+        out.setdefault(task, {})[algo] = Curves(np.array(values)[:, None], np.zeros(1))
+    return out
+
+
 def _common_points(records: list[dict]) -> list[dict]:
     """Keeps the evaluation points every seed has reached (a running run may be mid-chunk)."""
     seeds = {r["seed"] for r in records}
@@ -56,9 +75,10 @@ def _format(c: Cell, mark: str, digits: int) -> str:
     return f"{value} ({c.ci_low - c.max_mean:+.{digits}f}, {c.ci_high - c.max_mean:+.{digits}f})"
 
 
-def markdown(cells: Cells, digits: int = 2) -> str:
+def markdown(cells: Cells, digits: int = 2, caption: str | None = None) -> str:
     """The paper-style table (max over evaluation points, 95 % CI offsets, marks) and a table of the
-    final evaluation point (mean and IQM over seeds)."""
+    final evaluation point (mean and IQM over seeds); with `caption`, that caption and the first
+    table only (for one-point tables such as final evaluations)."""
     algos = _algorithms(cells)
     head = "| task | " + " | ".join(algos) + " |\n|---|" + "---:|" * len(algos) + "\n"
     best = head
@@ -71,6 +91,8 @@ def markdown(cells: Cells, digits: int = 2) -> str:
             f"{row[a].final_mean:.{digits}f} / {row[a].final_iqm:.{digits}f}" if a in row else "–"
             for a in algos) + " |\n"
     seeds = sorted({c.seeds for row in cells.values() for c in row.values()})
+    if caption:
+        return f"{caption} Seeds per cell: {', '.join(map(str, seeds))}.\n\n{best}"
     return (f"Maximum over evaluation points of the mean greedy return over seeds (seeds per cell: "
             f"{', '.join(map(str, seeds))}), with the 95 % bootstrap CI over seeds at that point as "
             "offsets. **Bold**: best of the task; `*`: CI overlaps the best's CI; `**`: second in rank.\n\n"

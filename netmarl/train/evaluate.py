@@ -13,27 +13,53 @@ from netmarl.results.rundir import RunDir
 from netmarl.train.runner import Carry, Trainer
 
 
-def load_run(path: str, eval_episodes: int | None = None) -> tuple[Trainer, Carry, dict]:
+FINAL_POINT = 10**6  # the evaluation-key index of final evaluations (no training run reaches it)
+
+
+def eval_config(config: TrainConfig, episodes: int, env_options: dict | None = None) -> TrainConfig:
+    """`config` set up for evaluation: `episodes` episodes, no progress bar, and `env_options`
+    overriding the evaluation environment's options (e.g. {"max_timestep": 1000})."""
+    env = config.env
+    if env_options:
+        env = dataclasses.replace(env, eval_options={**env.eval_options, **env_options})
+    return dataclasses.replace(config, env=env, run=dataclasses.replace(
+        config.run, progress=False, eval_episodes=episodes))
+
+
+def load_run(path: str, eval_episodes: int | None = None,
+             env_options: dict | None = None) -> tuple[Trainer, Carry, dict]:
     """The trainer and the latest checkpointed carry of a run directory."""
     run = RunDir.open(path)
     config = from_dict(TrainConfig, run.read_json("config.json"))
-    episodes = eval_episodes or config.run.eval_episodes
-    config = dataclasses.replace(config, run=dataclasses.replace(config.run, progress=False,
-                                                                 eval_episodes=episodes))
-    trainer = Trainer(config)
+    trainer = Trainer(eval_config(config, eval_episodes or config.run.eval_episodes, env_options))
     carry, meta = run.load_checkpoint(trainer.init_seeds())
     return trainer, carry, meta
 
 
-def evaluate_run(path: str, episodes: int, render: str | None = None, seed_index: int = 0) -> dict:
+def summarise(returns: np.ndarray) -> dict:
+    """Team returns [seeds, episodes] -> mean, and per seed the mean, population std and returns."""
+    return {"mean_return": float(returns.mean()),
+            "per_seed": [{"mean": float(r.mean()), "std": float(r.std()), "returns": r.tolist()}
+                         for r in returns]}
+
+
+def random_policy_returns(config: TrainConfig, episodes: int, env_options: dict | None = None) -> dict:
+    """The uniformly random policy's team returns (ε = 1 over available actions) for the seeds of
+    `config`, on its evaluation environment with `env_options`: the "Random" row of a table."""
+    trainer = Trainer(eval_config(config, episodes, env_options))
+    returns = trainer.evaluate(trainer.init_seeds(), jnp.int32(FINAL_POINT), epsilon=1.0)
+    return {"episodes": episodes, "env_options": env_options or {}, **summarise(np.asarray(returns))}
+
+
+def evaluate_run(path: str, episodes: int, render: str | None = None, seed_index: int = 0,
+                 env_options: dict | None = None) -> dict:
     """Greedy team returns of every seed; optionally a GIF of one greedy episode."""
     if episodes < 1:
         raise ValueError(f"--episodes {episodes} must be positive")
-    trainer, carry, meta = load_run(path, episodes)
-    returns = np.asarray(trainer.evaluate(carry, jnp.int32(10**6)))  # a point no training run uses
+    trainer, carry, meta = load_run(path, episodes, env_options)
+    returns = np.asarray(trainer.evaluate(carry, jnp.int32(FINAL_POINT)))
     result = {"run": path, "checkpoint_point": meta["point"], "episodes": episodes,
-              "mean_return": float(returns.mean()),
-              "per_seed": [{"mean": float(r.mean()), "std": float(r.std())} for r in returns]}
+              "env_options": env_options or {}, **summarise(returns)}
     if render:
         seeds = returns.shape[0]
         if not 0 <= seed_index < seeds:
@@ -47,7 +73,7 @@ def evaluate_run(path: str, episodes: int, render: str | None = None, seed_index
 
 def render_episode(trainer: Trainer, params, key) -> tuple[list[np.ndarray], float]:
     """Plays one greedy episode on the host, rendering every state: (frames, team return)."""
-    env, learner = trainer.env, trainer.learner
+    env, learner = trainer.eval_env, trainer.learner
     act = jax.jit(lambda p, obs, h, avail, k: learner.act(p, obs, h, avail, jnp.float32(0.0), k))
     key, k_reset = jax.random.split(key)
     state, ts = env.reset(k_reset)

@@ -49,8 +49,9 @@ def episode_return(episode: Episode) -> Array:
     return (episode.reward.sum(-1) * episode.filled).sum(-1)
 
 
-def evaluate(env: Environment, learner: QLearner, params, key: Array, episodes: int) -> Array:
-    """Team returns [episodes] of the greedy policy (ε = 0), episodes run in parallel."""
+def evaluate(env: Environment, learner: QLearner, params, key: Array, episodes: int,
+             epsilon: Array = 0.0) -> Array:
+    """Team returns [episodes] of the ε-greedy policy (greedy by default), episodes in parallel."""
     play = jax.vmap(collect_episode, (None, None, None, None, 0))
-    batch = play(env, learner, params, jnp.float32(0.0), jax.random.split(key, episodes))
+    batch = play(env, learner, params, jnp.asarray(epsilon, jnp.float32), jax.random.split(key, episodes))
     return episode_return(batch)

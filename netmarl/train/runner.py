@@ -68,7 +68,12 @@ class Trainer:
             self.run_chunk = jax.jit(self._run_chunk_vmapped)
         else:
             self.run_chunk = functools.partial(_loop_over_seeds, jax.jit(self._run_chunk_one), (0, None))
-        self.evaluate = jax.jit(self._seeds(self._evaluate, (0, None)))
+        self._evaluate_seeds = jax.jit(self._seeds(self._evaluate, (0, None, None)))
+
+    def evaluate(self, carry: Carry, point: Array, epsilon: float = 0.0) -> Array:
+        """Team returns [seeds, eval_episodes] at evaluation point `point`: greedy (ε = 0) by
+        default; ε = 1 is the uniformly random policy over available actions."""
+        return self._evaluate_seeds(carry, point, jnp.float32(epsilon))
 
     def _seeds(self, fn, in_axes):
         """Maps `fn` over the leading seed axis: vmap, or a loop of per-seed calls (fallback)."""
@@ -172,11 +177,11 @@ class Trainer:
         stats = jax.vmap(lambda _: _zero_stats())(carry.env_steps)
         return jax.lax.while_loop(lambda c: jnp.any(c[0].env_steps < until), body, (carry, stats))
 
-    def _evaluate(self, carry: Carry, point: Array) -> Array:
-        """Greedy team returns [eval_episodes] at evaluation point `point`."""
+    def _evaluate(self, carry: Carry, point: Array, epsilon: Array) -> Array:
+        """ε-greedy team returns [eval_episodes] at evaluation point `point`."""
         key = jax.random.fold_in(carry.eval_key, point)
         return evaluate(self.eval_env, self.learner, carry.learner.params, key,
-                        self.config.run.eval_episodes)
+                        self.config.run.eval_episodes, epsilon)
 
     def seed_keys(self, first: int | None = None) -> Array:
         """[seeds, 2] uint32 keys of seeds first, first + 1, ... (default: the configured run.seed)."""

@@ -56,9 +56,7 @@ class PairLearner(QLearner):
     def act(self, params, obs: Array, h: Array, avail: Array, epsilon: Array, key: Array):
         """Greedy joint action by the cyclic DP, then ε-greedy per agent over available actions."""
         greedy, _ = cyclic_max_plus(self.grids(params, obs, avail))
-        k_explore, k_random = jax.random.split(key)
-        random = jax.random.categorical(k_random, jnp.where(avail, 0.0, -jnp.inf))
-        explore = jax.random.uniform(k_explore, (self.num_agents,)) < epsilon
+        explore, random = self.exploration(key, avail, epsilon)
         return jnp.where(explore, random, greedy).astype(jnp.int32), h
 
     def joint_td(self, params, target_params, obs: Array, avail: Array, a_tm1: Array, r_t: Array,

@@ -1,0 +1,93 @@
+"""Pieces shared by the reproduction reports (benchmarks/report_*.py): finished runs, wall time,
+the paper's table, and the hand-written discussion kept across regenerations."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from netmarl.reproduce import RANDOM, Run, load_experiment, plan
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "docs" / "results"
+
+
+def finished_runs(name: str, folder: Path) -> tuple[dict, list[Run]]:
+    """The experiment and its runs; exits with a clear message if any run is unfinished."""
+    experiment = load_experiment(name)
+    runs = plan(experiment, folder)
+    unfinished = [r.path.name for r in runs if r.state != "done"]
+    if unfinished:
+        raise SystemExit(f"{len(unfinished)} runs are unfinished (e.g. {unfinished[0]}); "
+                         f"finish them with `netmarl reproduce {name}` first")
+    return experiment, runs
+
+
+def wall_time_lines(folder: Path, runs: list[Run]) -> tuple[list[str], float]:
+    """Markdown bullets on the reproduction's wall time (summed over resumed invocations) and the
+    runs' own training times; returns (lines, wall hours)."""
+    wall = [json.loads(line) for line in (folder / "wall_time.jsonl").read_text().splitlines()]
+    hours = sum(w["wall_time_s"] for w in wall) / 3600
+    summed = sum(json.loads((r.path / "summary.json").read_text())["wall_time_s"]
+                 for r in runs if r.algo != RANDOM)
+    jobs = sorted({w["jobs"] for w in wall})
+    return [f"- Wall time of the reproduction: {hours:.2f} h over {len(wall)} invocation(s) of "
+            f"`netmarl reproduce` with --jobs {'/'.join(map(str, jobs))} (resumed invocations are summed).",
+            f"- Sum of the runs' own training times: {summed / 3600:.2f} h."], hours
+
+
+def per_cell_timing(runs: list[Run], reference: float | None = None) -> list[str]:
+    """A Markdown table: mean wall time and env-steps/s of one run (one seed) per (task, algorithm)."""
+    cells: dict[tuple[str, str], list[dict]] = {}
+    for run in runs:
+        if run.algo != RANDOM:
+            cells.setdefault((run.task, run.algo), []).append(json.loads((run.path / "summary.json").read_text()))
+    extra = f" vs reference ({reference:,.0f}/s) |" if reference else ""
+    lines = [f"| task | algo | mean wall time per seed (s) | env-steps/s per run |{extra}",
+             "|---|---|---:|---:|" + ("---:|" if reference else "")]
+    for (task, algo), summaries in cells.items():
+        rate = np.mean([s["env_steps_per_s"] for s in summaries])
+        ratio = f" {rate / reference:.0f}x |" if reference else ""
+        lines.append(f"| {task} | {algo} | {np.mean([s['wall_time_s'] for s in summaries]):.0f} | "
+                     f"{rate:,.0f} |{ratio}")
+    return lines
+
+
+def paper_table(paper: dict[str, dict[str, tuple]], names: dict[str, str], digits: int = 2) -> list[str]:
+    """The paper's table: rows are tasks, columns `names` (algo -> label); a value is (mean, low
+    offset, high offset) or (mean, std)."""
+    lines = ["| task | " + " | ".join(names.values()) + " |", "|---|" + "---:|" * len(names)]
+    for task, row in paper.items():
+        lines.append(f"| {task} | " + " | ".join(_paper_value(row[a], digits) if a in row else "–"
+                                                  for a in names) + " |")
+    return lines
+
+
+def _paper_value(value: tuple, digits: int) -> str:
+    if len(value) == 3:
+        return f"{value[0]:.{digits}f} ({value[1]:+.{digits}f}, {value[2]:+.{digits}f})"
+    return f"{value[0]:.{digits}f} ± {value[1]:.{digits}f}"
+
+
+def ordering(cells, algos: tuple[str, str, str], names: dict[str, str]) -> list[str]:
+    """Per task, for (low, mid, high) = e.g. (IQL, DVDN, VDN): is low below mid with disjoint CIs, is
+    mid at or above high or within its CI, and what share of the low -> high gap mid closes."""
+    low, mid, high = algos
+    lines = []
+    for task, row in cells.items():
+        a, b, c = row[low], row[mid], row[high]
+        gap = c.max_mean - a.max_mean
+        closed = f"{(b.max_mean - a.max_mean) / gap:.0%}" if abs(gap) > 1e-9 else "–"
+        lines.append(f"| {task} | {'yes' if a.ci_high < b.ci_low else 'no'} | "
+                     f"{'yes' if b.ci_high >= c.ci_low else 'no'} | {closed} |")
+    a, b, c = (names[x] for x in algos)
+    return [f"| task | {a} < {b} (CIs disjoint) | {b} ≥ {c} or CIs overlap | gap {a} → {c} closed by {b} |",
+            "|---|---|---|---:|", *lines]
+
+
+def kept_discussion(doc: Path) -> str:
+    """The hand-written part of `doc` from "## Discussion" on (kept when the report is regenerated)."""
+    if doc.exists() and "## Discussion" in doc.read_text():
+        return "## Discussion" + doc.read_text().split("## Discussion", 1)[1].rstrip() + "\n"
+    return "## Discussion\n\n(to be written)\n"
