@@ -30,6 +30,16 @@ class CommConfig:
     mode: str = "dropout"  # dropout: links kept w.p. 1 - p_drop | edges: exactly num_edges edges
     num_edges: int | None = None  # edges per round in mode=edges
     seed: int = 0  # graph schedule seed (folded into the run seed) and seed of random topologies
+    # --- `netmarl agent` only (docs/deployment.md); the in-process simulator accepts the defaults ---
+    exchange: str = "sync"  # sync: every consensus round waits for all its neighbours' TDs
+    #   (Metropolis W @ x, equals the simulator) | async: one push-sum pass over the step's K round
+    #   graphs that waits at most `patience` per round and tolerates lost or late messages (dvdn only)
+    loss: float = 0.0  # async only: simulated probability that a neighbour message is dropped, in
+    #   [0, 1) (for testing and demonstration; real losses and late messages are handled the same way)
+    patience: float = 0.05  # async only: seconds a round waits for its in-neighbours' messages before
+    #   treating the missing ones as lost (< the `--timeout` of netmarl agent)
+    log_jtd_error: bool = False  # diagnostic: every agent also all-reduces the exact Σ_j δ_j (one
+    #   blocking collective per update, not in floats_sent) to log jtd_error; the simulator always logs it
 
 
 @dataclass

@@ -43,11 +43,12 @@ def mpi():
     return MPI
 
 
-def wait_all(requests: list, timeout: float, what: str) -> None:
+def wait_all(requests: list, timeout: float, what: str, peers: list[str] | None = None) -> None:
     """Waits for non-blocking requests, polling; raises PeerTimeout after `timeout` seconds.
 
-    Polls with short sleeps rather than spinning, so oversubscribed ranks (more processes than
-    cores) leave the CPU to the ranks still computing.
+    `peers` (optional, one label per request, e.g. "agent 2 (receive)") lets the error name the
+    requests still pending at the deadline. Polls with short sleeps rather than spinning, so
+    oversubscribed ranks (more processes than cores) leave the CPU to the ranks still computing.
     """
     MPI = mpi()
     start = time.monotonic()
@@ -55,16 +56,33 @@ def wait_all(requests: list, timeout: float, what: str) -> None:
     try:
         while not MPI.Request.Testall(requests):
             if time.monotonic() - start > timeout:
-                for request in requests:
-                    _cancel(request)
-                raise PeerTimeout(f"{what}: no completion within the deadline of {timeout:g} s "
-                                  "(a peer hung or is far slower); raise --timeout if peers are "
-                                  "only slow")
+                raise PeerTimeout(f"{what}: no completion within the deadline of {timeout:g} s"
+                                  f"{_pending(requests, peers)} (a peer hung or is far slower); "
+                                  "raise --timeout if peers are only slow")
             spins += 1
             time.sleep(0 if spins < 50 else 2e-4)
     except MPI.Exception as error:
         raise PeerFailure(f"{what}: MPI error {error.Get_error_class()} "
                           f"({error.Get_error_string()})") from None
+
+
+def _pending(requests: list, peers: list[str] | None) -> str:
+    """Cancels the requests still pending; '; still waiting for: <their labels>' (or '')."""
+    waiting = []
+    for i, request in enumerate(requests):
+        if not request.Test():
+            _cancel(request)
+            waiting += [peers[i]] if peers else []
+    return f"; still waiting for: {', '.join(waiting)}" if waiting else ""
+
+
+def allreduce_sum(comm, x: np.ndarray, timeout: float, what: str) -> np.ndarray:
+    """Σ over the ranks of `comm` of x (float32 [D]), a blocking collective with a deadline."""
+    MPI = mpi()
+    x = np.ascontiguousarray(x, np.float32)
+    total = np.empty_like(x)
+    wait_all([comm.Iallreduce([x, MPI.FLOAT], [total, MPI.FLOAT], op=MPI.SUM)], timeout, what)
+    return total
 
 
 def _cancel(request) -> None:
@@ -82,11 +100,15 @@ class MPICommunicator:
       timeout: deadline in seconds of every exchange.
       static_weights: W [N, N] of a static graph, or None; when given, rounds whose W equals it use
         a dist-graph communicator (built here, collectively) and `Ineighbor_allgather`.
+      agent_ids: the original agent id of each rank (after a repair ranks skip the dead agents), used
+        to name peers in errors; default: rank k is agent k.
     """
 
-    def __init__(self, comm, timeout: float = 300.0, static_weights=None):
+    def __init__(self, comm, timeout: float = 300.0, static_weights=None,
+                 agent_ids: list[int] | None = None):
         self.comm, self.timeout = comm, timeout
         self.agent, self.num_agents = comm.Get_rank(), comm.Get_size()
+        self.ids = list(range(self.num_agents)) if agent_ids is None else list(agent_ids)
         self.rounds = 0  # exchanges done (the message tag)
         self.floats_sent = 0  # floats sent by this agent so far
         self.static = None
@@ -120,8 +142,11 @@ class MPICommunicator:
         requests = [self.comm.Irecv([received[j], MPI.FLOAT], source=j, tag=tag) for j in received]
         requests += [self.comm.Isend([x, MPI.FLOAT], dest=j, tag=tag) for j in dst]
         self.floats_sent += x.size * len(dst)
-        wait_all(requests, self.timeout, f"agent {self.agent}: round {self.rounds - 1} exchange "
-                 f"with agents {sorted(set(received) | set(dst))}")
+        peers = [f"agent {self.ids[j]} ({kind})" for kind, ranks in (("receive", received),
+                                                                       ("send", dst)) for j in ranks]
+        wait_all(requests, self.timeout, f"agent {self.ids[self.agent]}: round {self.rounds - 1} "
+                 f"exchange with agents {sorted(self.ids[j] for j in set(received) | set(dst))}",
+                 peers)
         return weighted_sum(x, self.agent, self_weight, received, src_weights)
 
     def _static_allreduce(self, x: np.ndarray, self_weight: float,
@@ -133,8 +158,8 @@ class MPICommunicator:
         request = self.graph.Ineighbor_allgather([x, MPI.FLOAT], [gathered, MPI.FLOAT])
         self.rounds += 1
         self.floats_sent += x.size * len(self.graph.Get_dist_neighbors()[1])
-        wait_all([request], self.timeout, f"agent {self.agent}: static-graph exchange with agents "
-                 f"{self.static_sources}")
+        wait_all([request], self.timeout, f"agent {self.ids[self.agent]}: static-graph exchange "
+                 f"with agents {[self.ids[j] for j in self.static_sources]}")
         received = dict(zip(self.static_sources, gathered))
         return weighted_sum(x, self.agent, self_weight, received, src_weights)
 

@@ -14,14 +14,20 @@ times: the ratios s_i / w_i converge to the true mean (1/N) Σ_j x_j.
 
 Plain averaging x_i ← Σ_j α_ij x_j that silently substitutes x_i for lost x_j stays row-stochastic
 but not column-stochastic, so it converges to a wrong, loss-dependent weighted average.
+
+`PushSumCommunicator` is the same algorithm as the asynchronous exchange of `netmarl agent`
+(algo.comm.exchange=async): one push-sum epoch per learning step over that step's round graphs, with
+per-link running sums (the graph changes between rounds) and a closing drain instead of barriers.
 """
 from __future__ import annotations
 
+import contextlib
 import time
 
 import numpy as np
 
-from netmarl.comm.mpi import mpi, wait_all
+from netmarl.comm.communicator import row_weights
+from netmarl.comm.mpi import PeerFailure, PeerTimeout, mpi, wait_all
 
 TAG = 30001
 
@@ -102,3 +108,150 @@ def _finish(comm, requests: list, size: int) -> dict[int, np.ndarray]:
     wait_all(requests, 60.0, "push-sum: completing sends")
     comm.Barrier()
     return _receive(comm, list(range(comm.Get_size())), 0, size, 0.0, latest_only=False, stamped=True)
+
+
+# --- the asynchronous exchange of `netmarl agent` (algo.comm.exchange=async) ------------------------
+
+ASYNC_TAG = 32001  # above the synchronous exchange's tags (round % 32000) and TAG
+
+
+class PushSumCommunicator:
+    """Agent `comm.rank`'s asynchronous, loss-tolerant averaging: one push-sum epoch per learning step.
+
+    An epoch (the learner's update count: the same on every agent) runs over the step's K round
+    graphs W⁽¹⁾ … W⁽ᴷ⁾ from the shared schedule. In round k agent i keeps (s_i, w_i) / (d_i + 1), with
+    d_i its out-degree in W⁽ᵏ⁾, adds the same share to its running sum σ_ij for every out-neighbour j
+    (one running sum per link: the graph changes between rounds) and sends σ_ij stamped (epoch, k),
+    dropped with probability `loss`. It then waits at most `patience` seconds for the round's
+    in-neighbours and absorbs σ_ji − ρ_ij of the newest message of every sender of the epoch that has
+    arrived (ρ_ij: what it absorbed from j before). A lost message's mass travels with the next
+    message on that link; mass still in flight when the epoch ends is left out, so s_i / w_i is always
+    a convex combination of the agents' values and is exact when nothing is lost for long. Messages of a
+    finished epoch are discarded ("stale"), those of a later epoch wait in the inbox. Sends are
+    synchronous-mode (`Issend`) so that `close` knows when every message has been received.
+
+    Args:
+      comm: agents-only communicator (rank k = agent k of the live group).
+      patience: seconds a round waits for its in-neighbours' messages.
+      loss: simulated probability that a message is dropped, in [0, 1).
+      seed: seed of the simulated drops (combined with the agent id).
+      timeout: deadline of `close` (and of the exact sums of the jtd_error diagnostic).
+      agent_ids: original agent id of each rank (after a repair), to seed drops and name peers.
+    """
+
+    def __init__(self, comm, patience: float = 0.05, loss: float = 0.0, seed: tuple[int, ...] = (0,),
+                 timeout: float = 300.0, agent_ids: list[int] | None = None):
+        self.comm, self.patience, self.loss, self.timeout = comm, patience, loss, timeout
+        self.agent, self.num_agents = comm.Get_rank(), comm.Get_size()
+        self.ids = list(range(self.num_agents)) if agent_ids is None else list(agent_ids)
+        self.rng = np.random.default_rng([*seed, self.ids[self.agent]])
+        self.epoch = -1
+        self.inbox: dict[int, dict[int, np.ndarray]] = {}  # epoch -> {sender rank: newest message}
+        self.pending: list[tuple] = []  # (request, buffer) of sends not yet received
+        self.counts = {"sent": 0, "dropped": 0, "late": 0, "stale": 0}
+        self.floats_sent = 0
+
+    def average(self, x: np.ndarray, weights: np.ndarray, epoch: int) -> np.ndarray:
+        """This agent's push-sum estimate of the live agents' mean of x (float32, x's shape) after
+        the rounds of Ws [K, N, N]; `epoch` must grow from call to call."""
+        if epoch <= self.epoch:
+            raise ValueError(f"push-sum epoch {epoch} is not after the previous one ({self.epoch})")
+        self.epoch = epoch
+        value = np.append(np.asarray(x, np.float64).ravel(), 1.0)  # (s_i, w_i)
+        links: dict[int, np.ndarray] = {}  # σ_ij per out-neighbour rank j
+        absorbed: dict[int, np.ndarray] = {}  # ρ_ij per sender rank j
+        for k, w in enumerate(np.asarray(weights)):
+            row = row_weights(w, self.agent)
+            value = self._push(value, row.dst, links, k)
+            self._wait(sorted(row.src_weights), k)
+            value = self._absorb(value, absorbed)
+        self.inbox.pop(epoch, None)
+        return (value[:-1] / value[-1]).astype(np.float32).reshape(np.shape(x))
+
+    def _push(self, value: np.ndarray, dst: list[int], links: dict, round_: int) -> np.ndarray:
+        """Keeps one share of (s_i, w_i), adds one to the running sum of every out-link, sends those."""
+        share = value / (len(dst) + 1)
+        for j in dst:
+            links[j] = links.get(j, 0.0) + share
+            self._send(np.concatenate([links[j], [self.epoch, round_]]), j)
+        return share
+
+    def _send(self, message: np.ndarray, dest: int) -> None:
+        self.counts["sent"] += 1
+        self.floats_sent += message.size
+        if self.loss > 0 and self.rng.random() < self.loss:
+            self.counts["dropped"] += 1
+            return
+        MPI = mpi()
+        buffer = np.ascontiguousarray(message, np.float64)
+        with _as_peer_failure(f"agent {self.ids[self.agent]}: push-sum send to agent {self.ids[dest]}"):
+            self.pending.append((self.comm.Issend([buffer, MPI.DOUBLE], dest=dest, tag=ASYNC_TAG),
+                                 buffer))
+
+    def _wait(self, sources: list[int], round_: int) -> None:
+        """Receives until every source has sent this epoch's round `round_` (or later) or the
+        patience runs out (the missing ones count as late)."""
+        deadline = time.monotonic() + self.patience
+        spins = 0
+        while True:
+            self._drain()
+            inbox = self.inbox.get(self.epoch, {})
+            missing = [j for j in sources if j not in inbox or inbox[j][-1] < round_]
+            if not missing:
+                return
+            if time.monotonic() > deadline:
+                self.counts["late"] += len(missing)
+                return
+            spins += 1
+            time.sleep(0 if spins < 50 else 1e-4)
+
+    def _drain(self) -> None:
+        """Receives every message that has arrived; completes finished sends."""
+        MPI = mpi()
+        status = MPI.Status()
+        with _as_peer_failure(f"agent {self.ids[self.agent]}: push-sum receive"):
+            while self.comm.Iprobe(source=MPI.ANY_SOURCE, tag=ASYNC_TAG, status=status):
+                source = status.Get_source()
+                buffer = np.empty(status.Get_count(MPI.DOUBLE), np.float64)
+                self.comm.Recv([buffer, MPI.DOUBLE], source=source, tag=ASYNC_TAG)
+                if int(buffer[-2]) < self.epoch:
+                    self.counts["stale"] += 1
+                else:  # MPI keeps each sender's order: the newest arrives last
+                    self.inbox.setdefault(int(buffer[-2]), {})[source] = buffer
+            self.pending = [(r, b) for r, b in self.pending if not r.Test()]
+
+    def _absorb(self, value: np.ndarray, absorbed: dict) -> np.ndarray:
+        """Adds the mass of the epoch's messages not absorbed yet: σ_ji − ρ_ij per sender j."""
+        for j, message in self.inbox.get(self.epoch, {}).items():
+            running = message[:-2]
+            value = value + (running - absorbed.get(j, 0.0))
+            absorbed[j] = running
+        return value
+
+    def close(self) -> None:
+        """Receives (and discards) messages until this agent's sends have all been received, then
+        agrees with the other agents (non-blocking barrier) that nothing is in flight any more, so
+        that MPI_Finalize finds no pending message. Collective over the agents."""
+        self.epoch = np.iinfo(np.int64).max  # whatever still arrives is stale
+        barrier = None
+        deadline = time.monotonic() + self.timeout
+        with _as_peer_failure(f"agent {self.ids[self.agent]}: closing push-sum"):
+            while barrier is None or not barrier.Test():
+                self._drain()
+                if barrier is None and not self.pending:
+                    barrier = self.comm.Ibarrier()
+                if time.monotonic() > deadline:
+                    raise PeerTimeout(f"agent {self.ids[self.agent]}: closing push-sum: messages "
+                                      f"still in flight after the deadline of {self.timeout:g} s")
+                time.sleep(1e-4)
+
+
+@contextlib.contextmanager
+def _as_peer_failure(what: str):
+    """MPI errors (a failed peer under ULFM) as PeerFailure, which the runtime repairs."""
+    MPI = mpi()
+    try:
+        yield
+    except MPI.Exception as error:
+        raise PeerFailure(f"{what}: MPI error {error.Get_error_class()} "
+                          f"({error.Get_error_string()})") from None

@@ -5,16 +5,21 @@ its own column of every episode (same capacity, same insertion order, so the sha
 picks the same episodes on every agent and the TDs line up), and `updates_per_iteration` learning
 steps once the buffer holds a minibatch. Results in runs/<id>/agent_<i>/: metrics.jsonl (its own
 learning metrics), checkpoints/ (its AgentCarry), final_params.npz and summary.json.
+
+Test hook (tests/test_mpi.py, not a feature): with NETMARL_TEST_HANG=<agent>:<update> in the
+environment, that agent sleeps forever just before that learning update, as a hung peer would.
 """
 from __future__ import annotations
 
 import os
+import sys
 import time
 from typing import NamedTuple
 
 import jax
 import numpy as np
 
+from netmarl.comm.pushsum import PushSumCommunicator
 from netmarl.config import TrainConfig
 from netmarl.distributed.env_rank import eval_keys, initial_keys, iteration_keys
 from netmarl.distributed.learner import AgentEpisode, AgentLearner, AgentMetrics, AgentState
@@ -103,6 +108,7 @@ class AgentProcess:
         learner = carry.learner
         if int(replay.size) >= self.batch_size and int(carry.env_steps) >= self.config.algo.learn_start:
             for k in np.asarray(learn):
+                _test_hang(self.index, int(learner.updates))
                 batch = self._sample(replay, k, self.batch_size)
                 learner, metrics = self.agent.learn(learner, batch, self.world.schedule)
                 sums = _add_metrics(sums, metrics)
@@ -117,16 +123,15 @@ class AgentProcess:
         self.episodes(carry.learner.params,
                       eval_keys(carry.eval_key, point, self.config.run.eval_episodes),
                       np.float32(0.0))
-        totals = np.array([sums["loss"], sums["q_taken"], sums["mean_degree"], sums["connected"],
-                           sums["floats_sent"], *sums["grad_sq"]], np.float64)
+        totals = np.array([*(sums[k] for k in SUMMED), *sums["grad_sq"]], np.float64)
         self.world.gather(totals, (totals.size,), np.float64)
         record = {"point": point, "seed": self.config.run.seed, "agent": self.index,
                   "env_steps": int(carry.env_steps), "episodes": int(carry.episodes),
                   "updates": int(carry.learner.updates), "agents": self.world.agents}
         if point > 0:
             per_update = max(len(sums["grad_sq"]), 1)
-            record |= {k: float(sums[k]) / per_update for k in
-                       ("loss", "q_taken", "mean_degree", "connected", "floats_sent")}
+            logged = SUMMED if self.config.algo.comm.log_jtd_error else SUMMED[:-1]
+            record |= {k: float(sums[k]) / per_update for k in logged}
             record["grad_norm"] = float(np.sqrt(sums["grad_sq"]).sum()) / per_update
         self.run.truncate_metrics(point - 1)
         self.run.append_metrics([record])
@@ -137,8 +142,12 @@ class AgentProcess:
         return int(state[0].env_steps)
 
     def finish(self, state) -> None:
-        """final_params.npz (its parameters, leaves without the agent axis) and summary.json."""
+        """final_params.npz (its parameters, leaves without the agent axis) and summary.json
+        (with push-sum: its message counts). Collective over the agents with exchange=async."""
         carry = state[0]
+        comm = self.world.communicator
+        if isinstance(comm, PushSumCommunicator):
+            comm.close()
         flat = jax.tree_util.tree_flatten_with_path(carry.learner.params)[0]
         np.savez(self.run.path / "final_params.npz",
                  **{jax.tree_util.keystr(path): np.asarray(leaf[0]) for path, leaf in flat})
@@ -146,16 +155,30 @@ class AgentProcess:
             "agent": self.index, "updates": int(carry.learner.updates),
             "env_steps": int(carry.env_steps), "episodes": int(carry.episodes),
             "live_agents": self.world.agents, "failures": self.world.failures,
-            "floats_sent": int(self.world.communicator.floats_sent),
+            "floats_sent": int(comm.floats_sent), "exchange": self.config.algo.comm.exchange,
+            **({"messages": comm.counts} if isinstance(comm, PushSumCommunicator) else {}),
             "wall_time_s": time.perf_counter() - self.tic})
 
 
+# Per-update metrics summed over a chunk, in the order sent to the environment rank (then the
+# squared gradient norm of every update).
+SUMMED = ("loss", "q_taken", "mean_degree", "connected", "floats_sent", "jtd_error")
+
+
 def _zero_sums() -> dict:
-    return {"loss": 0.0, "q_taken": 0.0, "mean_degree": 0.0, "connected": 0.0, "floats_sent": 0.0,
-            "grad_sq": []}
+    return {**{k: 0.0 for k in SUMMED}, "grad_sq": []}
 
 
 def _add_metrics(sums: dict, m: AgentMetrics) -> dict:
-    out = {k: sums[k] + float(getattr(m, k)) for k in
-           ("loss", "q_taken", "mean_degree", "connected", "floats_sent")}
+    out = {k: sums[k] + float(getattr(m, k)) for k in SUMMED}
     return out | {"grad_sq": [*sums["grad_sq"], float(m.grad_sq)]}
+
+
+def _test_hang(agent: int, update: int) -> None:
+    """The test hook of the module docstring: NETMARL_TEST_HANG=<agent>:<update>."""
+    spec = os.environ.get("NETMARL_TEST_HANG", "")
+    if spec and [int(v) for v in spec.split(":")] == [agent, update]:
+        print(f"netmarl agent: agent {agent}: NETMARL_TEST_HANG: hanging before update {update}",
+              file=sys.stderr, flush=True)
+        while True:
+            time.sleep(3600)

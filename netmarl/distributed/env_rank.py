@@ -138,7 +138,7 @@ class EnvProcess:
         """Greedy episodes at evaluation point `point`, the agents' chunk metrics, one record."""
         carry, stats = state
         returns, _ = self.episodes(eval_keys(carry.eval_key, point, self.config.run.eval_episodes))
-        size = 5 + int(stats.updates)
+        size = SUMS + int(stats.updates)
         got = self.world.gather(None, (size,), np.float64)
         record = {"point": point, "seed": self.config.run.seed, "env_steps": int(carry.env_steps),
                   "episodes": int(carry.episodes), "updates": int(carry.updates),
@@ -146,7 +146,8 @@ class EnvProcess:
                   "eval_return": float(returns.mean()), "eval_return_std": float(returns.std()),
                   "eval_returns": returns.tolist(), "agents": self.world.agents}
         if point > 0:
-            record.update(_team_metrics(stats, np.stack(list(got.values()))))
+            record.update(_team_metrics(stats, np.stack(list(got.values())),
+                                        self.config.algo.comm.log_jtd_error))
         self.run.truncate_metrics(point - 1)  # a repeated phase (after a repair) replaces its record
         self.run.append_metrics([record])
         self.run.save_checkpoint(carry, point, {"elapsed": time.perf_counter() - self.tic})
@@ -156,12 +157,18 @@ class EnvProcess:
         return int(state[0].env_steps)
 
 
-def _team_metrics(stats: EnvStats, rows: np.ndarray) -> dict:
-    """The simulator's chunk means from the agents' sums rows [N', 5 + U]:
-    (loss, q_taken, mean_degree, connected, floats_sent, squared grad norm per update)."""
+SUMS = 6  # per-chunk sums every agent sends before its squared gradient norms (agent_rank.SUMMED)
+
+
+def _team_metrics(stats: EnvStats, rows: np.ndarray, jtd_error: bool) -> dict:
+    """The simulator's chunk means from the agents' sums rows [N', SUMS + U]: (loss, q_taken,
+    mean_degree, connected, floats_sent, jtd_error, squared grad norm per update)."""
     per_update = max(stats.updates, 1.0)
-    grad_norm = np.sqrt(rows[:, 5:].sum(0)).sum() if rows.shape[1] > 5 else 0.0
-    return {"train_return": stats.return_sum / max(stats.episodes, 1.0),
-            "loss": rows[:, 0].sum() / per_update, "q_taken": rows[:, 1].mean() / per_update,
-            "grad_norm": float(grad_norm) / per_update, "mean_degree": rows[0, 2] / per_update,
-            "connected": rows[0, 3] / per_update, "floats_sent": rows[:, 4].mean() / per_update}
+    grad_norm = np.sqrt(rows[:, SUMS:].sum(0)).sum() if rows.shape[1] > SUMS else 0.0
+    metrics = {"train_return": stats.return_sum / max(stats.episodes, 1.0),
+               "loss": rows[:, 0].sum() / per_update, "q_taken": rows[:, 1].mean() / per_update,
+               "grad_norm": float(grad_norm) / per_update, "mean_degree": rows[0, 2] / per_update,
+               "connected": rows[0, 3] / per_update, "floats_sent": rows[:, 4].mean() / per_update}
+    if jtd_error:  # the simulator's mean over agents of each agent's relative error
+        metrics["jtd_error"] = rows[:, 5].mean() / per_update
+    return metrics

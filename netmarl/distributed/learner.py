@@ -4,7 +4,8 @@ The simulator's QLearner holds all N agents on a leading axis. Agent i's process
 arrays with an agent axis of size 1 (leaves [1, ...]), so the simulator's own functions (double-Q TD,
 per-agent clipping, Adam, gradient tracking) run unchanged on its row. A learning step splits where
 the simulator multiplies by W: (1) δ_i on the shared minibatch (jitted), (2) K neighbour exchanges,
-Δ̂_i = N · z_i⁽ᴷ⁾ (communicator), (3) the gradient of mean (δ_i + sg(Δ̂_i − δ_i))² and the optimiser
+Δ̂_i = N · z_i⁽ᴷ⁾ (communicator; with algo.comm.exchange=async one push-sum epoch over the same K
+graphs, z_i = s_i / w_i), (3) the gradient of mean (δ_i + sg(Δ̂_i − δ_i))² and the optimiser
 (jitted; with gradient tracking the tracker and parameters are mixed through the communicator).
 Random draws are the simulator's: the agent draws the joint [N, ...] values from the shared key and
 keeps row i, so per-agent parameters equal the simulator's row i to float tolerance.
@@ -22,7 +23,7 @@ from jax.experimental import io_callback
 from netmarl.algos.value.learner import (LearnerState, QLearner, RewardStats, clip_by_agent_norm,
                                          update_reward_stats)
 from netmarl.comm import GraphSchedule, is_connected, with_gradient_tracking
-from netmarl.comm.mpi import PeerFailure
+from netmarl.comm.mpi import PeerFailure, PeerTimeout, allreduce_sum
 from netmarl.nets.agents import apply_agents
 
 Array = jax.Array
@@ -60,6 +61,7 @@ class AgentMetrics(NamedTuple):
     mean_degree: Array  # [] mean degree of the step's realised graphs (all agents agree)
     connected: Array  # [] fraction of the step's graphs that are connected
     floats_sent: Array  # [] floats this agent sent in the update
+    jtd_error: Array  # [] ‖Δ̂_i − Σ_j δ_j‖ / ‖Σ_j δ_j‖ (algo.comm.log_jtd_error; else 0)
 
 
 class _OneAgent(QLearner):
@@ -130,7 +132,7 @@ class AgentLearner:
         if self.failure is None:
             try:
                 return self.comm.mix(tree, weights)
-            except PeerFailure as error:
+            except (PeerFailure, PeerTimeout) as error:  # raised again after the jitted call
                 self.failure = error
         return jax.tree.map(np.asarray, tree)  # the step is discarded: the runtime repeats it
 
@@ -197,12 +199,11 @@ class AgentLearner:
         raises PeerFailure (state unchanged) if a neighbour failed."""
         sent0 = self.comm.floats_sent
         new, delta, weights, (degree, connected) = self.deltas(state, batch, schedule)
-        team = delta
+        team, jtd = delta, np.float32(0.0)
         if weights is not None:
-            z = np.asarray(delta)
-            for w in np.asarray(weights):
-                z = self.comm.mix(z, w)
-            team = np.float32(weights.shape[-1]) * z
+            team = self.team_td(np.asarray(delta), np.asarray(weights), int(state.updates))
+            if self.config.comm.log_jtd_error:
+                jtd = self.jtd_error(np.asarray(delta), team, np.asarray(batch.filled))
         grads, loss, q_taken, grad_sq = self.grad(new, batch, team)
         w0 = None if weights is None else weights[0]
         new = jax.block_until_ready(self.apply(new, grads, w0))  # its mixes (callbacks) are done
@@ -210,7 +211,27 @@ class AgentLearner:
             failure, self.failure = self.failure, None
             raise failure
         return new, AgentMetrics(loss, q_taken, grad_sq, degree, connected,
-                                 np.float32(self.comm.floats_sent - sent0))
+                                 np.float32(self.comm.floats_sent - sent0), jtd)
+
+    def team_td(self, delta: np.ndarray, weights: np.ndarray, epoch: int) -> np.ndarray:
+        """Δ̂_i = N′ z_i [B, T]: K synchronous rounds z_i ← Σ_j α_ij z_j (weights Ws [K, N′, N′]), or
+        with algo.comm.exchange=async the push-sum estimate of the mean over the same K graphs."""
+        if self.config.comm.exchange == "async":
+            z = self.comm.average(delta, weights, epoch)
+        else:
+            z = delta
+            for w in weights:
+                z = self.comm.mix(z, w)
+        return np.float32(weights.shape[-1]) * z
+
+    def jtd_error(self, delta: np.ndarray, team: np.ndarray, filled: np.ndarray) -> np.float32:
+        """‖Δ̂_i − Σ_j δ_j‖ / ‖Σ_j δ_j‖ over the filled transitions (the simulator's jtd_error, agent
+        i's term); the exact Σ_j δ_j comes from one blocking all-reduce over the live agents."""
+        total = allreduce_sum(self.comm.comm, delta.ravel(), self.comm.timeout,
+                              f"agent {self.index}: exact joint TD (algo.comm.log_jtd_error)")
+        total, mask = total.reshape(delta.shape).astype(np.float64), filled.astype(np.float64)
+        error = np.sqrt((np.square(team - total) * mask).sum())
+        return np.float32(error / max(np.sqrt((np.square(total) * mask).sum()), 1e-8))
 
 
 def _graph_stats(weights) -> tuple[Array, Array]:

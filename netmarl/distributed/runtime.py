@@ -72,9 +72,10 @@ def run_agents(config: TrainConfig, timeout: float = 300.0) -> None:
     from netmarl.envs import make
 
     _check(config)
+    _check_exchange(config, timeout)
     env = make(config.env.name, **config.env.options)
     learner = make_learner(config.algo, env)
-    world = World(env.num_agents, learner.schedule, timeout)
+    world = World(env.num_agents, learner.schedule, timeout, _pushsum_options(config))
     root = Path(config.run.dir) / (config.run.id or "")
     try:
         if world.me == ENV:
@@ -98,6 +99,14 @@ def run_agents(config: TrainConfig, timeout: float = 300.0) -> None:
     except PeerTimeout as error:
         print(f"netmarl agent: {error}", file=sys.stderr, flush=True)
         mpi().COMM_WORLD.Abort(3)
+
+
+def _pushsum_options(config: TrainConfig) -> dict | None:
+    """PushSumCommunicator options with algo.comm.exchange=async, else None (synchronous)."""
+    comm = config.algo.comm
+    if comm.exchange != "async":
+        return None
+    return {"patience": comm.patience, "loss": comm.loss, "seed": (config.run.seed, comm.seed)}
 
 
 def _agent_dir(root: Path, agent: int, config: TrainConfig) -> RunDir:
@@ -140,3 +149,28 @@ def _check(config: TrainConfig) -> None:
     if config.algo.team_td not in ("dvdn", "iql"):
         raise ValueError(f"netmarl agent runs networked or independent agents (algo.team_td = dvdn "
                          f"or iql), got {config.algo.team_td!r}: it needs a central learner")
+
+
+def _check_exchange(config: TrainConfig, timeout: float) -> None:
+    """algo.comm.exchange / loss / patience / log_jtd_error: valid values and combinations."""
+    comm, algo = config.algo.comm, config.algo
+    if comm.exchange not in ("sync", "async"):
+        raise ValueError(f"algo.comm.exchange={comm.exchange!r}; accepted: sync, async")
+    if not 0.0 <= comm.loss < 1.0:
+        raise ValueError(f"algo.comm.loss={comm.loss} must be in [0, 1) (a drop probability)")
+    if comm.loss > 0 and comm.exchange != "async":
+        raise ValueError(f"algo.comm.loss={comm.loss} needs algo.comm.exchange=async: the "
+                         "synchronous exchange waits for every message and cannot lose any")
+    if comm.exchange == "async" and not 0.0 < comm.patience < timeout:
+        raise ValueError(f"algo.comm.patience={comm.patience} must be in (0, --timeout={timeout:g}) "
+                         "seconds")
+    if comm.exchange == "async" and algo.gradient_tracking:
+        raise ValueError("algo.comm.exchange=async does not support algo.gradient_tracking=true "
+                         "(dvdn_gt mixes parameters and trackers synchronously); use "
+                         "algo.comm.exchange=sync, or algo=dvdn")
+    if comm.exchange == "async" and algo.team_td != "dvdn":
+        raise ValueError(f"algo.comm.exchange=async needs algo.team_td=dvdn (push-sum on the TDs), "
+                         f"got {algo.team_td!r}, which exchanges nothing")
+    if comm.log_jtd_error and algo.team_td != "dvdn":
+        raise ValueError(f"algo.comm.log_jtd_error needs networked agents (algo.team_td=dvdn), got "
+                         f"{algo.team_td!r}")

@@ -4,9 +4,14 @@
 
 `World` holds the MPI communicator of the live processes, who is who (`members`: −1 for the
 environment, the original agent id otherwise), the agents-only communicator with its
-`MPICommunicator`, and the graph schedule restricted to the live agents. Environment ↔ agent traffic
-(observations, actions, episode tails, metrics) uses non-blocking collectives rooted at the
-environment rank; agent ↔ agent traffic is only the neighbour exchange. Every wait has a deadline.
+`MPICommunicator`, and the graph schedule restricted to the live agents. Environment → agent traffic
+(observations, episode tails) uses a non-blocking scatter rooted at the environment rank, agent →
+environment traffic (actions, metrics) point-to-point messages (so that a timeout names the agents
+that did not send); agent ↔ agent traffic is only the neighbour exchange (synchronous, or push-sum
+with algo.comm.exchange=async). Every wait has a deadline, tiered so that the rank nearest to a hung
+peer reports it first: a neighbour exchange waits `timeout`; the environment rank waits 2 × timeout
+for the agents (its waits include their learning steps); an agent waits 3 × timeout for the
+environment rank (which may itself be waiting for a hung agent).
 
 Fault tolerance (Open MPI ULFM, `mpirun --with-ft ulfm`): an MPI error naming a failed or revoked
 peer becomes `PeerFailure`; `recover` revokes the communicators (so every survivor learns of the
@@ -22,14 +27,20 @@ import numpy as np
 
 from netmarl.comm import GraphSchedule, is_connected
 from netmarl.comm.mpi import MPICommunicator, PeerFailure, mpi, wait_all
+from netmarl.comm.pushsum import PushSumCommunicator
 
 ENV = -1  # member id of the environment rank
+GATHER_TAG = 7  # agent -> environment messages on the world communicator
 
 
 class World:
-    """The live processes. `me`: this process's member id (ENV or the original agent id)."""
+    """The live processes. `me`: this process's member id (ENV or the original agent id).
 
-    def __init__(self, num_agents: int, base_schedule: GraphSchedule | None, timeout: float):
+    `pushsum`: None for the synchronous exchange, else the keyword arguments (patience, loss, seed)
+    of the agents' PushSumCommunicator (algo.comm.exchange=async)."""
+
+    def __init__(self, num_agents: int, base_schedule: GraphSchedule | None, timeout: float,
+                 pushsum: dict | None = None):
         MPI = mpi()
         world = MPI.COMM_WORLD
         if world.Get_size() != num_agents + 1:
@@ -40,7 +51,7 @@ class World:
         self.comm.Set_errhandler(MPI.ERRORS_RETURN)
         self.members = [ENV, *range(num_agents)]
         self.me = self.members[self.comm.Get_rank()]
-        self.base_schedule, self.timeout = base_schedule, timeout
+        self.base_schedule, self.timeout, self.pushsum = base_schedule, timeout, pushsum
         self.failures: list[dict] = []  # {"dead": [...], "phase": ...} per recovery
         self._split()
 
@@ -59,17 +70,28 @@ class World:
         self.communicator = None
         if self.me != ENV:
             self.agents_comm.Set_errhandler(MPI.ERRORS_RETURN)
-            static = None
-            if self.schedule is not None and self.schedule.p_drop == 0 and self.schedule.mode == "dropout":
-                from netmarl.comm import metropolis_weights
-                static = np.asarray(metropolis_weights(self.schedule.base))
-            self.communicator = MPICommunicator(self.agents_comm, self.timeout, static)
+            self.communicator = self._communicator()
+
+    def _communicator(self) -> MPICommunicator | PushSumCommunicator:
+        """The agents' exchange: synchronous neighbour all-reduces, or push-sum (asynchronous)."""
+        if self.pushsum is not None:
+            return PushSumCommunicator(self.agents_comm, timeout=self.timeout, agent_ids=self.agents,
+                                       **self.pushsum)
+        static = None
+        if self.schedule is not None and self.schedule.p_drop == 0 and self.schedule.mode == "dropout":
+            from netmarl.comm import metropolis_weights
+            static = np.asarray(metropolis_weights(self.schedule.base))
+        return MPICommunicator(self.agents_comm, self.timeout, static, agent_ids=self.agents)
+
+    @property
+    def deadline(self) -> float:
+        """Deadline of an environment <-> agent wait (module docstring: the tiers)."""
+        return self.timeout * (2 if self.me == ENV else 3)
 
     # --- environment <-> agents ------------------------------------------------------------------
 
     def scatter(self, rows: dict[int, np.ndarray] | None, shape: tuple, dtype=np.float32) -> np.ndarray:
         """Environment: sends rows[agent] (each `shape`) to every live agent; agent: receives its row."""
-        MPI = mpi()
         recv = np.empty(shape, dtype)
         send = None
         if self.me == ENV:
@@ -78,21 +100,27 @@ class World:
                 if member != ENV:
                     send[rank] = rows[member]
         request = self.comm.Iscatter(send, recv, root=0)
-        wait_all([request], self.timeout, f"{self._who()}: environment scatter")
+        wait_all([request], self.deadline, f"{self._who()}: environment scatter")
         return recv
 
     def gather(self, row: np.ndarray | None, shape: tuple, dtype=np.float32) -> dict[int, np.ndarray]:
-        """Agent: sends its row (`shape`) to the environment rank, which gets {agent: row}."""
-        row = np.zeros(shape, dtype) if row is None else np.ascontiguousarray(row, dtype)
-        recv = np.empty((len(self.members), *shape), dtype) if self.me == ENV else None
-        request = self.comm.Igather(row, recv, root=0)
-        wait_all([request], self.timeout, f"{self._who()}: gather to the environment")
+        """Agent: sends its row (`shape`) to the environment rank, which gets {agent: row}.
+
+        Point to point (not a collective), so that a timeout names the agents that did not send."""
         if self.me != ENV:
+            row = np.ascontiguousarray(row, dtype)
+            wait_all([self.comm.Isend(row, dest=0, tag=GATHER_TAG)], self.deadline,
+                     f"{self._who()}: send to the environment")
             return {}
-        return {member: recv[rank] for rank, member in enumerate(self.members) if member != ENV}
+        got = {m: np.empty(shape, dtype) for m in self.agents}
+        requests = [self.comm.Irecv(got[m], source=self.members.index(m), tag=GATHER_TAG)
+                    for m in self.agents]
+        wait_all(requests, self.deadline, "environment rank: gather from the agents",
+                 [f"agent {m}" for m in self.agents])
+        return got
 
     def barrier(self) -> None:
-        wait_all([self.comm.Ibarrier()], self.timeout, f"{self._who()}: final barrier")
+        wait_all([self.comm.Ibarrier()], self.deadline, f"{self._who()}: final barrier")
 
     def _who(self) -> str:
         return "environment rank" if self.me == ENV else f"agent {self.me}"

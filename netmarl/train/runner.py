@@ -216,6 +216,11 @@ def _check_run(config: TrainConfig) -> None:
     for name in ("total_steps", "seeds", "num_envs", "eval_interval", "eval_episodes"):
         if getattr(run, name) < 1:
             raise ValueError(f"run.{name}={getattr(run, name)} must be a positive integer")
+    comm = config.algo.comm
+    if comm.exchange != "sync" or comm.loss != 0.0:
+        raise ValueError(f"algo.comm.exchange={comm.exchange!r} with algo.comm.loss={comm.loss} is for "
+                         "the MPI runtime (netmarl agent); the in-process simulator exchanges no "
+                         "messages and accepts only algo.comm.exchange=sync, algo.comm.loss=0")
     if config.algo.buffer_size % run.num_envs:
         raise ValueError(f"algo.buffer_size={config.algo.buffer_size} must be a multiple of "
                          f"run.num_envs={run.num_envs} (episodes are written in blocks of num_envs)")
