@@ -16,12 +16,13 @@ pseudo-algorithm `random` in `algos` is the uniformly random policy, evaluated t
 """
 from __future__ import annotations
 
-import ctypes
 import dataclasses
 import json
 import multiprocessing
+import os
 import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -207,15 +208,26 @@ def _run_cells(cells: list[list[Run]], jobs: int, runs: list[Run], clock: "_Wall
             time.sleep(2.0)
         for p in pending:
             p.get()  # re-raises a worker's error
+        pool.close()  # the workers exit on their own before Pool.__exit__ terminates the pool
+        pool.join()
         update()
         clock.tick()
 
 
 def _die_with_parent() -> None:
-    """Worker initializer: Linux delivers SIGTERM to the worker if the parent dies (even by SIGKILL),
-    so a killed reproduction never leaves runs training in the background."""
-    if sys.platform.startswith("linux"):
-        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG = 1
+    """Worker initializer: the worker exits when the reproduction process dies (even by SIGKILL), so
+    a killed reproduction never leaves runs training in the background. A watchdog thread polls the
+    parent pid. (Linux's PR_SET_PDEATHSIG fires when the *thread* that spawned the worker ends; the
+    pool's handler thread spawns the replacement workers, so it killed idle workers holding the task
+    queue's lock when the pool shut down, and the pool's exit deadlocked.)"""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(143)
+
+    threading.Thread(target=watch, daemon=True).start()
 
 
 class _progress:

@@ -137,3 +137,66 @@ def _write(tmp_path, text: str):
     path = tmp_path / "experiment.yaml"
     path.write_text(text)
     return path
+
+
+def test_parallel_workers_finish_and_exit(experiment, tmp_path):
+    """--jobs 2: cells run in spawned workers, and the command returns once they are done (the pool
+    used to deadlock in its exit after the last cell)."""
+    import subprocess
+    import sys
+
+    root = tmp_path / "parallel"
+    code = f"from netmarl.reproduce import reproduce; reproduce({experiment!r}, {str(root)!r}, jobs=2, steps=100)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    runs = plan(load_experiment(experiment), root, steps=100)
+    assert [r.state for r in runs] == ["done"] * 4 and (root / "table.md").exists()
+
+
+def test_workers_die_with_a_killed_reproduction(experiment, tmp_path):
+    """SIGKILL of `netmarl reproduce --jobs 2` leaves no worker training in the background."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    code = (f"from netmarl.reproduce import reproduce; "
+            f"reproduce({experiment!r}, {str(tmp_path / 'killed')!r}, jobs=2, steps=10**7)")
+    parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    workers: list[int] = []
+    for _ in range(120):  # wait for both workers to start training
+        time.sleep(0.5)
+        workers = _children(parent.pid)
+        if len(workers) >= 2 and list((tmp_path / "killed").glob("*/config.json")):
+            break
+    assert len(workers) >= 2, "the workers did not start"
+    os.kill(parent.pid, signal.SIGKILL)
+    parent.wait()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and any(_alive(pid) for pid in workers):
+        time.sleep(0.5)
+    assert not any(_alive(pid) for pid in workers)
+
+
+def _children(pid: int) -> list[int]:
+    from pathlib import Path
+
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    from pathlib import Path
+
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
