@@ -78,7 +78,7 @@ def ordering(cells, algos: tuple[str, str, str], names: dict[str, str]) -> list[
     for task, row in cells.items():
         a, b, c = row[low], row[mid], row[high]
         gap = c.max_mean - a.max_mean
-        closed = f"{(b.max_mean - a.max_mean) / gap:.0%}" if abs(gap) > 1e-9 else "–"
+        closed = f"{(b.max_mean - a.max_mean) / gap:.0%}" if gap > 1e-9 else f"none: {names[high]} ≤ {names[low]}"
         lines.append(f"| {task} | {'yes' if a.ci_high < b.ci_low else 'no'} | "
                      f"{'yes' if b.ci_high >= c.ci_low else 'no'} | {closed} |")
     a, b, c = (names[x] for x in algos)
