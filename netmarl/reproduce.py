@@ -44,16 +44,8 @@ class Run:
     seed: int
     overrides: tuple[str, ...]
     path: Path
+    budget: int  # env steps per seed, from the composed config (0 for the random policy)
     final_eval: dict | None = None  # {"episodes": E, "envs": {name: env options}} or None
-
-    @property
-    def budget(self) -> int:
-        """Env steps per seed: the last run.total_steps override, else the config default."""
-        for o in reversed(self.overrides):
-            if o.startswith("run.total_steps="):
-                return int(o.partition("=")[2])
-        from netmarl.config import RunConfig
-        return RunConfig.total_steps
 
     @property
     def trained(self) -> bool:
@@ -116,11 +108,22 @@ def plan(experiment: dict, root: Path, seeds: int | None = None, steps: int | No
     unknown = sorted(set(per_algo) - set(experiment["algos"]))
     if unknown:
         raise ValueError(f"algo_overrides for {unknown}, which are not among algos {experiment['algos']}")
-    budget = [f"run.total_steps={steps}"] if steps is not None else []
-    return [Run(task, algo, seed, (*shared, *per_algo.get(algo, []), *budget),
-                root / f"{task}_{algo}_s{seed}", experiment.get("final_eval"))
-            for task in experiment["tasks"] for algo in experiment["algos"]
-            for seed in range(seeds or experiment["seeds"])]
+    extra = [f"run.total_steps={steps}"] if steps is not None else []
+    cells = {(task, algo): (*shared, *per_algo.get(algo, []), *extra)
+             for task in experiment["tasks"] for algo in experiment["algos"]}
+    budgets = {cell: _budget(*cell, overrides) for cell, overrides in cells.items()}
+    return [Run(task, algo, seed, cells[task, algo], root / f"{task}_{algo}_s{seed}", budgets[task, algo],
+                experiment.get("final_eval"))
+            for task, algo in cells for seed in range(seeds or experiment["seeds"])]
+
+
+def _budget(task: str, algo: str, overrides: tuple[str, ...]) -> int:
+    """run.total_steps of the cell's composed config (overrides may set it through an experiment)."""
+    from netmarl.cli import compose
+
+    if algo == RANDOM:
+        return 0
+    return compose([*overrides, f"env={task}", f"algo={algo}"]).run.total_steps
 
 
 def execute(run: Run) -> None:

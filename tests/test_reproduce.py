@@ -4,7 +4,7 @@ import json
 import pytest
 
 from netmarl.cli import compose
-from netmarl.reproduce import Run, load_experiment, plan, reproduce
+from netmarl.reproduce import EXPERIMENTS, Run, load_experiment, plan, reproduce
 from netmarl.train.loop import train
 
 EXPERIMENT = """
@@ -200,3 +200,19 @@ def _alive(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
     except OSError:
         return False
+
+
+@pytest.mark.parametrize("name", EXPERIMENTS)
+def test_every_shipped_experiment_composes(name, tmp_path):
+    """Every (task, algorithm) cell of conf/reproduce/<name>.yaml is a valid config on a valid env."""
+    from netmarl.envs import make
+    from netmarl.reproduce import RANDOM, _run_overrides
+
+    runs = plan(load_experiment(name), tmp_path)
+    for run in {(r.task, r.algo): r for r in runs}.values():
+        config = compose(_run_overrides(run, "iql" if run.algo == RANDOM else run.algo))
+        assert config.env.name == run.task
+        assert run.budget == (0 if run.algo == RANDOM else config.run.total_steps)
+        make(config.env.name, **config.env.options)
+        for options in (run.final_eval or {"envs": {}})["envs"].values():
+            make(config.env.name, **{**config.env.options, **config.env.eval_options, **options})
