@@ -132,6 +132,7 @@ def execute(run: Run) -> None:
     from netmarl.train.loop import resume, train
 
     if not run.trained:
+        (run.path / FINAL_EVAL).unlink(missing_ok=True)  # it evaluated a policy about to change
         if (run.path / "config.json").exists():
             resume(str(run.path), total_steps=run.budget, progress=False)
         else:

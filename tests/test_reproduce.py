@@ -104,6 +104,10 @@ def test_final_evaluations_random_row_and_final_table(tmp_path):
     before = (runs[2].path / "metrics.jsonl").stat().st_mtime_ns
     reproduce(str(path), str(root), steps=200)
     assert runs[2].state == "done" and (runs[2].path / "metrics.jsonl").stat().st_mtime_ns == before
+    # A larger budget trains on, and the final evaluation is redone on the new final policy.
+    reproduce(str(path), str(root), steps=300)
+    evals = json.loads((runs[2].path / "final_eval.json").read_text())["evals"]
+    assert evals["one"]["checkpoint_point"] == 3 and evals["four"]["checkpoint_point"] == 3
 
 
 @pytest.mark.parametrize("bad, message", [
