@@ -15,6 +15,7 @@ into revoke / shrink / continue (netmarl/distributed/faults.py). mpi4py is impor
 """
 from __future__ import annotations
 
+import contextlib
 import time
 from typing import Any
 
@@ -53,7 +54,7 @@ def wait_all(requests: list, timeout: float, what: str, peers: list[str] | None 
     MPI = mpi()
     start = time.monotonic()
     spins = 0
-    try:
+    with as_peer_failure(what):
         while not MPI.Request.Testall(requests):
             if time.monotonic() - start > timeout:
                 raise PeerTimeout(f"{what}: no completion within the deadline of {timeout:g} s"
@@ -61,6 +62,14 @@ def wait_all(requests: list, timeout: float, what: str, peers: list[str] | None 
                                   "raise --timeout if peers are only slow")
             spins += 1
             time.sleep(0 if spins < 50 else 2e-4)
+
+
+@contextlib.contextmanager
+def as_peer_failure(what: str):
+    """MPI errors (a failed peer under ULFM) as PeerFailure, which the runtime repairs."""
+    MPI = mpi()
+    try:
+        yield
     except MPI.Exception as error:
         raise PeerFailure(f"{what}: MPI error {error.Get_error_class()} "
                           f"({error.Get_error_string()})") from None

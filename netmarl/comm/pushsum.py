@@ -21,13 +21,12 @@ per-link running sums (the graph changes between rounds) and a closing drain ins
 """
 from __future__ import annotations
 
-import contextlib
 import time
 
 import numpy as np
 
 from netmarl.comm.communicator import row_weights
-from netmarl.comm.mpi import PeerFailure, PeerTimeout, mpi, wait_all
+from netmarl.comm.mpi import PeerTimeout, as_peer_failure, mpi, wait_all
 
 TAG = 30001
 
@@ -184,7 +183,7 @@ class PushSumCommunicator:
             return
         MPI = mpi()
         buffer = np.ascontiguousarray(message, np.float64)
-        with _as_peer_failure(f"agent {self.ids[self.agent]}: push-sum send to agent {self.ids[dest]}"):
+        with as_peer_failure(f"agent {self.ids[self.agent]}: push-sum send to agent {self.ids[dest]}"):
             self.pending.append((self.comm.Issend([buffer, MPI.DOUBLE], dest=dest, tag=ASYNC_TAG),
                                  buffer))
 
@@ -209,7 +208,7 @@ class PushSumCommunicator:
         """Receives every message that has arrived; completes finished sends."""
         MPI = mpi()
         status = MPI.Status()
-        with _as_peer_failure(f"agent {self.ids[self.agent]}: push-sum receive"):
+        with as_peer_failure(f"agent {self.ids[self.agent]}: push-sum receive"):
             while self.comm.Iprobe(source=MPI.ANY_SOURCE, tag=ASYNC_TAG, status=status):
                 source = status.Get_source()
                 buffer = np.empty(status.Get_count(MPI.DOUBLE), np.float64)
@@ -235,7 +234,7 @@ class PushSumCommunicator:
         self.epoch = np.iinfo(np.int64).max  # whatever still arrives is stale
         barrier = None
         deadline = time.monotonic() + self.timeout
-        with _as_peer_failure(f"agent {self.ids[self.agent]}: closing push-sum"):
+        with as_peer_failure(f"agent {self.ids[self.agent]}: closing push-sum"):
             while barrier is None or not barrier.Test():
                 self._drain()
                 if barrier is None and not self.pending:
@@ -244,14 +243,3 @@ class PushSumCommunicator:
                     raise PeerTimeout(f"agent {self.ids[self.agent]}: closing push-sum: messages "
                                       f"still in flight after the deadline of {self.timeout:g} s")
                 time.sleep(1e-4)
-
-
-@contextlib.contextmanager
-def _as_peer_failure(what: str):
-    """MPI errors (a failed peer under ULFM) as PeerFailure, which the runtime repairs."""
-    MPI = mpi()
-    try:
-        yield
-    except MPI.Exception as error:
-        raise PeerFailure(f"{what}: MPI error {error.Get_error_class()} "
-                          f"({error.Get_error_string()})") from None
