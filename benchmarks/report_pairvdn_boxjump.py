@@ -16,8 +16,8 @@ import numpy as np
 from report_common import RESULTS, finished_runs, kept_discussion, wall_time_lines
 
 from netmarl.results.provenance import machine_lines
-from netmarl.results.stats import Cell, bootstrap_ci, marks
-from netmarl.results.table import load_curves, plot
+from netmarl.results.stats import Cell, marks
+from netmarl.results.table import load_curves, load_final, plot, table_cells
 
 DOC = RESULTS / "pairvdn_boxjump.md"
 COLUMNS = {("boxjump:paper-16", "T400"): "Rot T=400", ("boxjump:paper-16", "T1000"): "Rot T=1000",
@@ -34,20 +34,14 @@ PAPER = {"random": [(1.170, .025), (1.197, .013), (1.178, .023), (1.225, .032)],
 
 def final_cells(runs) -> dict[tuple[str, str], dict[str, tuple[Cell, float]]]:
     """(task, evaluation) -> algo -> (cell over seeds, mean over seeds of the episode std)."""
-    seeds: dict[tuple, dict[str, list[dict]]] = {}
+    cells = table_cells(load_final([r.path for r in runs]))  # keyed "<task> <evaluation>"
+    stds: dict[tuple, dict[str, list[float]]] = {}
     for run in runs:
-        record = json.loads((run.path / "final_eval.json").read_text())
-        for name, result in record["evals"].items():
-            seeds.setdefault((run.task, name), {}).setdefault(run.algo, []).extend(result["per_seed"])
-    out = {}
-    for column, algos in seeds.items():
-        out[column] = {}
-        for algo, per_seed in algos.items():
-            means = np.array([s["mean"] for s in per_seed])
-            low, high = bootstrap_ci(means)
-            cell = Cell(float(means.mean()), low, high, 0, 0, float(means.mean()), float(means.mean()), len(means))
-            out[column][algo] = (cell, float(np.mean([s["std"] for s in per_seed])))
-    return out
+        for name, result in json.loads((run.path / "final_eval.json").read_text())["evals"].items():
+            stds.setdefault((run.task, name), {}).setdefault(run.algo, []).extend(
+                s["std"] for s in result["per_seed"])
+    return {column: {algo: (cells[" ".join(column)][algo], float(np.mean(std))) for algo, std in algos.items()}
+            for column, algos in stds.items()}
 
 
 def ours_table(cells) -> list[str]:
