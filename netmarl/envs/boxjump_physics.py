@@ -80,26 +80,22 @@ def pair_bodies(pair: Array, n: int) -> tuple[Array, Array]:
 
 
 class _Slots:
-    """Pair-slot body indices with one-hot gather/scatter (dense matmuls: fast under vmap on CPU,
-    where batched gathers and scatter-adds are slow). Slots [0, K) are box pairs, [K, K + N) floor."""
+    """Body indices of the pair slots, stacked [2P] (bodies a of all slots, then bodies b), so a
+    solver sweep is one gather and one scatter-add. Slots [0, K) are box pairs, [K, K + N) floor."""
 
     def __init__(self, pair: Array, n: int):
-        ia, ib = pair_bodies(pair, n)
-        self.oa = jax.nn.one_hot(ia, n + 1, dtype=jnp.float32)  # [P, N + 1]
-        self.ob = jax.nn.one_hot(ib, n + 1, dtype=jnp.float32)
-        self.n, self.k = n, pair.shape[0] - n
+        self.index = jnp.concatenate(pair_bodies(pair, n))  # [2P] int32 into bodies [N + 1]
+        self.n, self.p, self.k = n, pair.shape[0], pair.shape[0] - n
         self.floor = np.r_[np.zeros(self.k, bool), np.ones(n, bool)]  # [P] body a is the floor
 
-    def a(self, x: Array) -> Array:
-        """x [N + 1, ...] -> x[ia] [P, ...]."""
-        return jnp.tensordot(self.oa, x, axes=(1, 0))
-
-    def b(self, x: Array) -> Array:
-        return jnp.tensordot(self.ob, x, axes=(1, 0))
+    def ab(self, x: Array) -> tuple[Array, Array]:
+        """x [N + 1, ...] -> (x[ia], x[ib]), each [P, ...]."""
+        both = x[self.index]
+        return both[:self.p], both[self.p:]
 
     def add(self, x: Array, on_a: Array, on_b: Array) -> Array:
         """x [N + 1, ...] plus the pair terms on_a, on_b [P, ...] summed onto bodies a and b."""
-        return x + jnp.tensordot(self.oa.T, on_a, axes=(1, 0)) + jnp.tensordot(self.ob.T, on_b, axes=(1, 0))
+        return x.at[self.index].add(jnp.concatenate([on_a, on_b]))
 
 
 def _rot(angle: Array) -> Array:
@@ -200,8 +196,8 @@ def find_contacts(bodies: Bodies, previous: Manifolds) -> tuple[Manifolds, _Slot
     slots = _Slots(pair, n)
     pos, angle = _extended(bodies)
     half_a = np.where(slots.floor[:, None], np.float32(FLOOR_HALF), np.float32(HALF))
-    out = jax.vmap(_collide)(slots.a(pos), slots.a(angle), half_a, slots.b(pos), slots.b(angle),
-                             np.full((len(half_a), 2), HALF, np.float32))
+    (pos_a, angle_a), (pos_b, angle_b) = _split_pose(*slots.ab(_pose(pos, angle)))
+    out = jax.vmap(_collide)(pos_a, angle_a, half_a, pos_b, angle_b, np.full((len(half_a), 2), HALF, np.float32))
     flip, local_normal, local_plane, local_points, active, ids = out
     same = (pair[:, None] == previous.pair[None, :]).astype(jnp.float32)  # [P new, P old]
     old_ids = jnp.where(previous.active, previous.ids, -1)
@@ -226,10 +222,20 @@ class _Geometry(NamedTuple):
     sep: Array  # [P, 2] separation (negative = penetration beyond the skins)
 
 
-def _geometry(pos: Array, angle: Array, m: Manifolds, slots: _Slots) -> _Geometry:
-    """World normal, lever arms and separations from current transforms (b2PositionSolverManifold)."""
-    rot = _rot(angle)  # [N + 1, 2, 2]
-    pos_a, pos_b, rot_a, rot_b = slots.a(pos), slots.b(pos), slots.a(rot), slots.b(rot)
+def _pose(pos: Array, angle: Array) -> Array:
+    """[N + 1, 3] rows (x, y, angle), or (vx, vy, omega) for velocities: one array to gather."""
+    return jnp.concatenate([pos, angle[:, None]], -1)
+
+
+def _split_pose(*poses: Array) -> list[tuple[Array, Array]]:
+    return [(x[:, :2], x[:, 2]) for x in poses]
+
+
+def _geometry(pose: Array, m: Manifolds, slots: _Slots) -> _Geometry:
+    """World normal, lever arms and separations from current transforms [N + 1, 3]
+    (b2PositionSolverManifold)."""
+    (pos_a, angle_a), (pos_b, angle_b) = _split_pose(*slots.ab(pose))
+    rot_a, rot_b = _rot(angle_a), _rot(angle_b)
     c_ref, c_inc = jnp.where(m.flip[:, None], pos_b, pos_a), jnp.where(m.flip[:, None], pos_a, pos_b)
     r_ref = jnp.where(m.flip[:, None, None], rot_b, rot_a)
     r_inc = jnp.where(m.flip[:, None, None], rot_a, rot_b)
@@ -242,28 +248,32 @@ def _geometry(pos: Array, angle: Array, m: Manifolds, slots: _Slots) -> _Geometr
     return _Geometry(normal, point - pos_a[:, None], point - pos_b[:, None], raw - 2 * SKIN)
 
 
-def _split_counts(active: Array, slots: _Slots) -> Array:
-    """[N + 1] number of active contact points per body (at least 1): the mass-splitting factor."""
+def _split_counts(active: Array, slots: _Slots) -> tuple[Array, Array]:
+    """Number of active contact points (at least 1) of bodies a and b per slot [P]: the
+    mass-splitting factors."""
     per_pair = active.sum(1).astype(jnp.float32)
-    return jnp.maximum(slots.add(jnp.zeros(slots.n + 1), per_pair, per_pair), 1.0)
+    return slots.ab(jnp.maximum(slots.add(jnp.zeros(slots.n + 1), per_pair, per_pair), 1.0))
 
 
-def _apply(lin: Array, ang: Array, impulse: Array, g: _Geometry, inv_m, inv_i, slots: _Slots):
-    """Adds impulses [P, 2, 2] (acting on b, opposite on a) to linear [N+1, 2] / angular [N+1] terms.
+def _apply(state: Array, impulse: Array, g: _Geometry, inv_m, inv_i, slots: _Slots) -> Array:
+    """Adds impulses [P, 2, 2] (acting on b, opposite on a) to linear and angular terms of bodies
+    [N + 1, 3] (velocities (vx, vy, omega) or poses (x, y, angle)).
 
     inv_m, inv_i: per-slot inverse masses / inertias of bodies (a, b), each a pair of [P] arrays."""
     total = impulse.sum(1)
-    lin = slots.add(lin, -inv_m[0][:, None] * total, inv_m[1][:, None] * total)
-    return lin, slots.add(ang, -inv_i[0] * _cross_vv(g.ra, impulse).sum(1),
-                          inv_i[1] * _cross_vv(g.rb, impulse).sum(1))
+    on_a = jnp.concatenate([-inv_m[0][:, None] * total, -inv_i[0][:, None] * _cross_vv(g.ra, impulse).sum(1,
+                            keepdims=True)], -1)
+    on_b = jnp.concatenate([inv_m[1][:, None] * total, inv_i[1][:, None] * _cross_vv(g.rb, impulse).sum(1,
+                            keepdims=True)], -1)
+    return slots.add(state, on_a, on_b)
 
 
-def _solve_velocities(vel, omega, m: Manifolds, g: _Geometry, inv_m, inv_i, mu, iters: int, slots):
-    """Warm start, then `iters` Jacobi sweeps of friction + normal impulses with mass splitting."""
+def _solve_velocities(state, m: Manifolds, g: _Geometry, inv_m, inv_i, mu, iters: int, slots):
+    """Warm start, then `iters` Jacobi sweeps of friction + normal impulses with mass splitting on
+    velocities [N + 1, 3] (vx, vy, omega)."""
     tangent = jnp.stack([g.normal[:, 1], -g.normal[:, 0]], -1)[:, None]  # [P, 1, 2]
     normal = g.normal[:, None]
-    k = _split_counts(m.active, slots)
-    k_a, k_b = slots.a(k)[:, None], slots.b(k)[:, None]
+    k_a, k_b = (k[:, None] for k in _split_counts(m.active, slots))
     ka, kb = k_a * inv_m[0][:, None], k_b * inv_m[1][:, None]
     ia_k, ib_k = k_a * inv_i[0][:, None], k_b * inv_i[1][:, None]
     mass = lambda d: 1.0 / jnp.maximum(  # noqa: E731
@@ -271,43 +281,40 @@ def _solve_velocities(vel, omega, m: Manifolds, g: _Geometry, inv_m, inv_i, mu, 
     mass_n, mass_t = mass(normal), mass(tangent)
     act = m.active.astype(jnp.float32)
     lam = m.impulse * act[..., None]
-    vel, omega = _apply(vel, omega, lam[..., :1] * normal + lam[..., 1:] * tangent, g, inv_m, inv_i, slots)
+    state = _apply(state, lam[..., :1] * normal + lam[..., 1:] * tangent, g, inv_m, inv_i, slots)
 
     def sweep(carry, _):
-        vel, omega, lam = carry
-        dv = (slots.b(vel)[:, None] + _cross_sv(slots.b(omega)[:, None], g.rb)
-              - slots.a(vel)[:, None] - _cross_sv(slots.a(omega)[:, None], g.ra))  # [P, 2, 2]
+        state, lam = carry
+        (vel_a, omega_a), (vel_b, omega_b) = _split_pose(*slots.ab(state))
+        dv = (vel_b[:, None] + _cross_sv(omega_b[:, None], g.rb)
+              - vel_a[:, None] - _cross_sv(omega_a[:, None], g.ra))  # [P, 2, 2]
         lam_t = jnp.clip(lam[..., 1] - mass_t * (dv * tangent).sum(-1), -mu * lam[..., 0], mu * lam[..., 0])
         lam_n = jnp.maximum(lam[..., 0] - mass_n * (dv * normal).sum(-1), 0.0)
         new = jnp.stack([lam_n, lam_t], -1) * act[..., None]
         delta = new - lam
-        vel, omega = _apply(vel, omega, delta[..., :1] * normal + delta[..., 1:] * tangent,
-                            g, inv_m, inv_i, slots)
-        return (vel, omega, new), None
+        state = _apply(state, delta[..., :1] * normal + delta[..., 1:] * tangent, g, inv_m, inv_i, slots)
+        return (state, new), None
 
-    (vel, omega, lam), _ = jax.lax.scan(sweep, (vel, omega, lam), None, length=iters)
-    return vel, omega, lam
+    (state, lam), _ = jax.lax.scan(sweep, (state, lam), None, length=iters)
+    return state, lam
 
 
-def _solve_positions(pos, angle, m: Manifolds, inv_m, inv_i, iters: int, slots: _Slots):
-    """`iters` Jacobi sweeps of Box2D's position correction C = clamp(β (s + slop), -0.2, 0)."""
-    k = _split_counts(m.active, slots)
-    k_a, k_b = slots.a(k)[:, None], slots.b(k)[:, None]
+def _solve_positions(pose, m: Manifolds, inv_m, inv_i, iters: int, slots: _Slots):
+    """`iters` Jacobi sweeps of Box2D's position correction C = clamp(β (s + slop), -0.2, 0) on
+    poses [N + 1, 3] (x, y, angle)."""
+    k_a, k_b = (k[:, None] for k in _split_counts(m.active, slots))
     act = m.active.astype(jnp.float32)
 
-    def sweep(carry, _):
-        pos, angle = carry
-        g = _geometry(pos, angle, m, slots)
+    def sweep(pose, _):
+        g = _geometry(pose, m, slots)
         c = jnp.clip(BAUMGARTE * (g.sep + LINEAR_SLOP), -MAX_CORRECTION, 0.0)
         rna, rnb = _cross_vv(g.ra, g.normal[:, None]), _cross_vv(g.rb, g.normal[:, None])
         kk = (k_a * (inv_m[0][:, None] + inv_i[0][:, None] * rna ** 2)
               + k_b * (inv_m[1][:, None] + inv_i[1][:, None] * rnb ** 2))
         impulse = jnp.where(kk > 0, -c / jnp.maximum(kk, 1e-9), 0.0) * act
-        pos, angle = _apply(pos, angle, impulse[..., None] * g.normal[:, None], g, inv_m, inv_i, slots)
-        return (pos, angle), None
+        return _apply(pose, impulse[..., None] * g.normal[:, None], g, inv_m, inv_i, slots), None
 
-    (pos, angle), _ = jax.lax.scan(sweep, (pos, angle), None, length=iters)
-    return pos, angle
+    return jax.lax.scan(sweep, pose, None, length=iters)[0]
 
 
 def physics_step(bodies: Bodies, manifolds: Manifolds, force: Array, fixed_rotation: bool,
@@ -318,17 +325,17 @@ def physics_step(bodies: Bodies, manifolds: Manifolds, force: Array, fixed_rotat
     inv_m = ((~slots.floor).astype(np.float32), np.ones(len(slots.floor), np.float32))  # bodies a, b
     inv_i = tuple(x * np.float32(0.0 if fixed_rotation else INV_INERTIA) for x in inv_m)
     friction = np.where(slots.floor, np.sqrt(BOX_FRICTION * FLOOR_FRICTION), BOX_FRICTION)[:, None]
-    pos, angle = _extended(bodies)
+    pose = _pose(*_extended(bodies))
     vel = jnp.concatenate([bodies.vel + DT * (force + jnp.array([0.0, GRAVITY])), jnp.zeros((1, 2))])
     omega = jnp.concatenate([bodies.omega / (1.0 + DT * ANGULAR_DAMPING), jnp.zeros(1)])
-    g = _geometry(pos, angle, m, slots)
-    vel, omega, lam = _solve_velocities(vel, omega, m, g, inv_m, inv_i, friction, vel_iters, slots)
+    g = _geometry(pose, m, slots)
+    state, lam = _solve_velocities(_pose(vel, omega), m, g, inv_m, inv_i, friction, vel_iters, slots)
+    vel, omega = state[:, :2], state[:, 2]
     step = DT * vel
     vel = vel * jnp.minimum(1.0, MAX_TRANSLATION / jnp.maximum(jnp.linalg.norm(step, axis=-1), 1e-9))[:, None]
     omega = jnp.clip(omega, -MAX_ROTATION / DT, MAX_ROTATION / DT)
     if fixed_rotation:
         omega = jnp.zeros_like(omega)
-    pos, angle = pos + DT * vel, angle + DT * omega
-    pos, angle = _solve_positions(pos, angle, m, inv_m, inv_i, pos_iters, slots)
-    new = Bodies(pos[:n], angle[:n], vel[:n], omega[:n])
+    pose = _solve_positions(pose + DT * _pose(vel, omega), m, inv_m, inv_i, pos_iters, slots)
+    new = Bodies(pose[:n, :2], pose[:n, 2], vel[:n], omega[:n])
     return new, m._replace(impulse=lam)
