@@ -1,8 +1,9 @@
 """`netmarl reproduce <experiment>`: a paper's grid of runs, resumable, then its table and figure.
 
 An experiment (conf/reproduce/<name>.yaml) lists tasks, algorithms, seeds, the overrides shared by
-all runs (the documented budget and hyperparameters) and per-algorithm overrides (`algo_overrides`). Every (task, algorithm, seed) is one run directory
-`<dir>/<task>_<algo>_s<seed>`:
+all runs (the documented budget and hyperparameters), per-task overrides (`task_overrides`, e.g. a
+longer budget for one task) and per-algorithm overrides (`algo_overrides`), applied in that order.
+Every (task, algorithm, seed) is one run directory `<dir>/<task>_<algo>_s<seed>`:
   - finished (summary.json present): skipped;
   - started (config.json present): resumed from its latest checkpoint;
   - absent: trained.
@@ -104,17 +105,23 @@ def _check_final_eval(experiment: dict, path: Path) -> None:
 def plan(experiment: dict, root: Path, seeds: int | None = None, steps: int | None = None) -> list[Run]:
     """The grid's runs in cell order (task, algorithm), seeds 0 .. seeds - 1."""
     shared = list(experiment.get("overrides", []))
-    per_algo = experiment.get("algo_overrides", {})
-    unknown = sorted(set(per_algo) - set(experiment["algos"]))
-    if unknown:
-        raise ValueError(f"algo_overrides for {unknown}, which are not among algos {experiment['algos']}")
+    per_task, per_algo = _keyed_overrides(experiment, "task"), _keyed_overrides(experiment, "algo")
     extra = [f"run.total_steps={steps}"] if steps is not None else []
-    cells = {(task, algo): (*shared, *per_algo.get(algo, []), *extra)
+    cells = {(task, algo): (*shared, *per_task.get(task, []), *per_algo.get(algo, []), *extra)
              for task in experiment["tasks"] for algo in experiment["algos"]}
     budgets = {cell: _budget(*cell, overrides) for cell, overrides in cells.items()}
     return [Run(task, algo, seed, cells[task, algo], root / f"{task}_{algo}_s{seed}", budgets[task, algo],
                 experiment.get("final_eval"))
             for task, algo in cells for seed in range(seeds or experiment["seeds"])]
+
+
+def _keyed_overrides(experiment: dict, kind: str) -> dict[str, list[str]]:
+    """`<kind>_overrides` of the experiment, each key one of its `<kind>s` (tasks or algos)."""
+    keyed, known = experiment.get(f"{kind}_overrides", {}), experiment[f"{kind}s"]
+    unknown = sorted(set(keyed) - set(known))
+    if unknown:
+        raise ValueError(f"{kind}_overrides for {unknown}, which are not among {kind}s {known}")
+    return keyed
 
 
 def _budget(task: str, algo: str, overrides: tuple[str, ...]) -> int:

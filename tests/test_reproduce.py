@@ -38,6 +38,18 @@ def test_algo_overrides_must_name_an_algorithm_of_the_grid(tmp_path):
         plan(load_experiment(str(path)), tmp_path)
 
 
+def test_task_overrides_reach_their_task_and_must_name_a_task_of_the_grid(tmp_path):
+    path = tmp_path / "tasks.yaml"
+    path.write_text(EXPERIMENT.replace("tasks: [matrix:climbing]", "tasks: [matrix:climbing, matrix:penalty]")
+                    + "task_overrides: {matrix:penalty: [run.total_steps=700]}\n")
+    runs = plan(load_experiment(str(path)), tmp_path)
+    assert {r.task: r.budget for r in runs} == {"matrix:climbing": compose([]).run.total_steps,
+                                                "matrix:penalty": 700}
+    path.write_text(EXPERIMENT + "task_overrides: {lbf-tiny: [run.total_steps=700]}\n")
+    with pytest.raises(ValueError, match="lbf-tiny"):
+        plan(load_experiment(str(path)), tmp_path)
+
+
 def test_unknown_experiment_lists_the_accepted_ones():
     with pytest.raises(ValueError, match="dvdn-lbf"):
         load_experiment("no-such-experiment")
