@@ -71,19 +71,29 @@ def _paper_value(value: tuple, digits: int) -> str:
 
 
 def ordering(cells, algos: tuple[str, str, str], names: dict[str, str]) -> list[str]:
-    """Per task, for (low, mid, high) = e.g. (IQL, DVDN, VDN): is low below mid with disjoint CIs, is
-    mid at or above high or within its CI, and what share of the low -> high gap mid closes."""
+    """Per task, for (low, mid, high) = e.g. (IQL, DVDN, VDN): is low below mid (means; disjoint CIs),
+    is mid at or above high or within its CI, and what share of the low -> high gap mid closes."""
     low, mid, high = algos
     lines = []
     for task, row in cells.items():
         a, b, c = row[low], row[mid], row[high]
-        gap = c.max_mean - a.max_mean
-        closed = f"{(b.max_mean - a.max_mean) / gap:.0%}" if gap > 1e-9 else f"none: {names[high]} ≤ {names[low]}"
-        lines.append(f"| {task} | {'yes' if a.ci_high < b.ci_low else 'no'} | "
-                     f"{'yes' if b.ci_high >= c.ci_low else 'no'} | {closed} |")
+        lines.append(f"| {task} | {_yes(a.max_mean < b.max_mean)} | {_yes(a.ci_high < b.ci_low)} | "
+                     f"{_yes(b.ci_high >= c.ci_low)} | {_gap_closed(a, b, c, names[low], names[mid], names[high])} |")
     a, b, c = (names[x] for x in algos)
-    return [f"| task | {a} < {b} (CIs disjoint) | {b} ≥ {c} or CIs overlap | gap {a} → {c} closed by {b} |",
-            "|---|---|---|---:|", *lines]
+    return [f"| task | {a} < {b} (means) | {a} < {b} (CIs disjoint) | {b} ≥ {c} or CIs overlap | "
+            f"gap {a} → {c} closed by {b} |", "|---|---|---|---|---:|", *lines]
+
+
+def _yes(condition: bool) -> str:
+    return "yes" if condition else "no"
+
+
+def _gap_closed(a, b, c, low: str, mid: str, high: str) -> str:
+    if c.max_mean - a.max_mean <= 1e-9:
+        return f"none: {high} ≤ {low}"
+    if b.max_mean >= c.max_mean:
+        return f"all: {mid} ≥ {high}"
+    return f"{(b.max_mean - a.max_mean) / (c.max_mean - a.max_mean):.0%}"
 
 
 def kept_discussion(doc: Path) -> str:
@@ -94,10 +104,12 @@ def kept_discussion(doc: Path) -> str:
 
 
 def table_report(name: str, folder: Path, doc: Path, title: str, paper: dict, names: dict[str, str],
-                 order: tuple[str, str, str], ordering_text: str, curves_text: str = "") -> tuple[list[Run], float]:
+                 order: tuple[str, str, str], ordering_text: str, curves_text: str = "",
+                 comparison=None) -> tuple[list[Run], float]:
     """Writes `doc` for a finished curves-table experiment (our table, the paper's, the issue's
     ordering checks, learning curves, wall time, machine, kept discussion) and `<stem>_table.csv`
-    and `<stem>_curves.png` next to it. Returns (runs, wall hours)."""
+    and `<stem>_curves.png` next to it. `comparison(cells) -> lines` adds a section after the paper's
+    table (e.g. our numbers on the paper's reward scale). Returns (runs, wall hours)."""
     from netmarl.results.provenance import machine_lines
     from netmarl.results.table import load_curves, markdown, plot, table_cells, to_csv
 
@@ -117,6 +129,7 @@ def table_report(name: str, folder: Path, doc: Path, title: str, paper: dict, na
         "them; everything else is netmarl/conf).", "",
         "## netmarl", "", markdown(cells), "",
         f"## The paper (Table 1, {experiment['seeds']} seeds)", "", *paper_table(paper, names), "",
+        *(comparison(cells) if comparison else []),
         "## The ordering the issue asks for", "", ordering_text, "", *ordering(cells, order, names), "",
         "## Learning curves", "", f"![curves]({figure.name})", "", curves_text, "",
         "## Wall time and machine", "", *wall_lines, "", *per_cell_timing(runs), "",
