@@ -48,6 +48,9 @@ def test_vdn_and_iql_learn_small_coop_lbf(team_td, steps):
 # over 3 seeds of the max over 10 evaluation points, 2026-11-23): DVDN 0.63 (seeds 0.71, 0.66, 0.62),
 # VDN 0.54; untrained greedy 0.02. On this task IQL reaches the same level (0.64 at 200k, 0.75 at
 # 500k): the issue's "DVDN beats IQL" is not reproducible at test budgets (see docs/results/dvdn_lbf.md).
+# Tried 2026-12-02 on Foraging-5x5-3p-1f-coop (one food that needs all three agents, 25 steps, gamma
+# 0.9, lr 1e-3): the order depends on the seeds. Seeds 0-2: DVDN 0.88, IQL 0.81 (0.93 / 0.74 in an
+# earlier calibration on another host); seeds 3-5: DVDN 0.56 (one seed never loads), IQL 0.78, VDN 0.93.
 NET_ENV = EnvConfig("lbf:Foraging-6x6-3p-2f", {"rules": "paper"})
 NET_ALGO = dict(agent="mlp", lr=3e-4, standardise_rewards=True, updates_per_iteration=4,
                 buffer_size=5000)

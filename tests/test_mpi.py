@@ -74,10 +74,13 @@ def _simulate(overrides: list[str]):
     return records, carry
 
 
-# Measured (384 updates, p_drop 0.5): DVDN parameters agree to 2e-7; DVDN (GT) to 6e-6 (relative, in
-# the metrics) after 180 updates and 9e-4 (absolute, in the parameters) after 384: its SGD steps of
-# lr 0.05 on the tracker amplify the last-bit differences of separately compiled gradients.
-TOLERANCE = {"dvdn": {"rtol": 2e-3, "atol": 2e-5}, "dvdn_gt": {"rtol": 1e-2, "atol": 3e-3}}
+# Measured (p_drop 0.5): DVDN parameters agree to 2e-7 after 384 updates. DVDN (GT) agrees to 4e-6
+# (relative, in the metrics) after 180 updates, but the tracker's SGD steps (lr 0.05) amplify the
+# last-bit differences of the separately compiled gradients so fast that after 384 updates the gap
+# depends on the host: 9e-4 (parameters, absolute) on the calibration host (2026-11-23), 6e-3 and 2 % in
+# grad_norm on an AVX2-only host (2026-12-02). So DVDN (GT) is compared after 180 updates, tightly.
+STEPS = {"dvdn": 800, "dvdn_gt": 400}
+TOLERANCE = {"dvdn": {"rtol": 2e-3, "atol": 2e-5}, "dvdn_gt": {"rtol": 1e-3, "atol": 1e-4}}
 
 
 def _metrics(path: Path) -> list[dict]:
@@ -102,7 +105,7 @@ def test_local_communicator_row_is_the_consensus_row():
 
 @pytest.mark.parametrize("algo", ["dvdn", "dvdn_gt"])
 def test_mpi_agents_equal_the_simulator(algo, mpi_env, tmp_path):
-    overrides = [f"algo={algo}", *TINY, "run.total_steps=800", "run.eval_interval=400"]
+    overrides = [f"algo={algo}", *TINY, f"run.total_steps={STEPS[algo]}", "run.eval_interval=400"]
     run_dir = tmp_path / algo
     proc = _agent(mpi_env, run_dir, overrides, limit=420)
     sim_records, carry = _simulate(overrides)  # runs while the MPI job runs
@@ -110,7 +113,7 @@ def test_mpi_agents_equal_the_simulator(algo, mpi_env, tmp_path):
     assert proc.returncode == 0, out[-3000:]
     mpi_records = _metrics(run_dir / "metrics.jsonl")
     assert [r["point"] for r in mpi_records] == [r["point"] for r in sim_records]
-    assert sim_records[-1]["updates"] >= 300  # several hundred updates
+    assert sim_records[-1]["updates"] >= STEPS[algo] * 0.45  # 180 or 384 updates
     for sim, dist in zip(sim_records, mpi_records):
         for key in ("env_steps", "episodes", "updates"):
             assert sim[key] == dist[key], (key, sim, dist)
