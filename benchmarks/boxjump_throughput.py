@@ -30,7 +30,7 @@ MIN_SECONDS = 1.0  # every timed repetition lasts at least this long
 
 
 class _TimedWorld:
-    """A Box2D world that adds the time spent in `Step` (the C++ solver) to `seconds`."""
+    """A Box2D world that adds the time spent in `Step` (the C++ solver) to `clock[0]`."""
 
     def __init__(self, world, clock: list[float]):
         self._world, self._clock = world, clock
@@ -126,20 +126,16 @@ def breakdown(env, num_envs: int, repeats: int, length: int = 8) -> list[tuple[s
     physics = lambda vel_iters, pos_iters: jax.vmap(lambda s: s._replace(bodies=physics_step(  # noqa: E731
         s.bodies, s.contacts, np.zeros((env.num_agents, 2), np.float32), env.fixed_rotation,
         vel_iters, pos_iters)[0]))
-    parts = [("env step (everything)", jax.vmap(lambda s, a: env.step(None, s, a)[0]), (states, zeros)),
+    parts = [("env step (everything)", lambda s: jax.vmap(lambda x, a: env.step(None, x, a)[0])(s, zeros)),
              (f"physics step ({env.vel_iters} velocity + {env.pos_iters} position sweeps)",
-              physics(env.vel_iters, env.pos_iters), (states,)),
-             ("physics step without solver sweeps", physics(0, 0), (states,)),
-             ("contact detection only", jax.vmap(lambda s: s._replace(
-                 contacts=find_contacts(s.bodies, s.contacts)[0])), (states,))]
+              physics(env.vel_iters, env.pos_iters)),
+             ("physics step without solver sweeps", physics(0, 0)),
+             ("contact detection only",
+              jax.vmap(lambda s: s._replace(contacts=find_contacts(s.bodies, s.contacts)[0])))]
     out = []
-    for name, fn, args in parts:
-        if len(args) == 2:
-            seconds = _timed_scan(lambda s: fn(s, args[1]), args[0], length, repeats)
-        else:
-            seconds = _timed_scan(fn, args[0], length, repeats)
-        out.append((name, seconds))
-        print(f"  {name}: {seconds * 1e3:.1f} ms per step of {num_envs} envs", flush=True)
+    for name, fn in parts:
+        out.append((name, _timed_scan(fn, states, length, repeats)))
+        print(f"  {name}: {out[-1][1] * 1e3:.1f} ms per step of {num_envs} envs", flush=True)
     return out
 
 
@@ -153,7 +149,7 @@ def breakdown_lines(parts: list[tuple[str, float]], num_envs: int) -> list[str]:
 
 
 def why_lines(rows: list[dict], env) -> list[str]:
-    """What the measured rates say about the goal (numbers from this run)."""
+    """What the measured rates say about the goal; rows[0] is the reference env, rows[1] its solver."""
     ref, solver = rows[0]["rate"], rows[1]["rate"]
     jax_rate = max(r["rate"] for r in rows if r["backend"].startswith("netmarl"))
     return ["## What limits the speed-up", "",

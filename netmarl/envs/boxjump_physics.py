@@ -268,12 +268,12 @@ def _apply(state: Array, impulse: Array, g: _Geometry, inv_m, inv_i, slots: _Slo
     return slots.add(state, on_a, on_b)
 
 
-def _solve_velocities(state, m: Manifolds, g: _Geometry, inv_m, inv_i, mu, iters: int, slots):
+def _solve_velocities(state, m: Manifolds, g: _Geometry, inv_m, inv_i, mu, iters: int, slots, counts):
     """Warm start, then `iters` Jacobi sweeps of friction + normal impulses with mass splitting on
-    velocities [N + 1, 3] (vx, vy, omega)."""
+    velocities [N + 1, 3] (vx, vy, omega); `counts` from `_split_counts`."""
     tangent = jnp.stack([g.normal[:, 1], -g.normal[:, 0]], -1)[:, None]  # [P, 1, 2]
     normal = g.normal[:, None]
-    k_a, k_b = (k[:, None] for k in _split_counts(m.active, slots))
+    k_a, k_b = (k[:, None] for k in counts)
     ka, kb = k_a * inv_m[0][:, None], k_b * inv_m[1][:, None]
     ia_k, ib_k = k_a * inv_i[0][:, None], k_b * inv_i[1][:, None]
     mass = lambda d: 1.0 / jnp.maximum(  # noqa: E731
@@ -299,10 +299,10 @@ def _solve_velocities(state, m: Manifolds, g: _Geometry, inv_m, inv_i, mu, iters
     return state, lam
 
 
-def _solve_positions(pose, m: Manifolds, inv_m, inv_i, iters: int, slots: _Slots):
+def _solve_positions(pose, m: Manifolds, inv_m, inv_i, iters: int, slots: _Slots, counts):
     """`iters` Jacobi sweeps of Box2D's position correction C = clamp(β (s + slop), -0.2, 0) on
-    poses [N + 1, 3] (x, y, angle)."""
-    k_a, k_b = (k[:, None] for k in _split_counts(m.active, slots))
+    poses [N + 1, 3] (x, y, angle); `counts` from `_split_counts`."""
+    k_a, k_b = (k[:, None] for k in counts)
     act = m.active.astype(jnp.float32)
 
     def sweep(pose, _):
@@ -328,14 +328,14 @@ def physics_step(bodies: Bodies, manifolds: Manifolds, force: Array, fixed_rotat
     pose = _pose(*_extended(bodies))
     vel = jnp.concatenate([bodies.vel + DT * (force + jnp.array([0.0, GRAVITY])), jnp.zeros((1, 2))])
     omega = jnp.concatenate([bodies.omega / (1.0 + DT * ANGULAR_DAMPING), jnp.zeros(1)])
-    g = _geometry(pose, m, slots)
-    state, lam = _solve_velocities(_pose(vel, omega), m, g, inv_m, inv_i, friction, vel_iters, slots)
+    g, counts = _geometry(pose, m, slots), _split_counts(m.active, slots)
+    state, lam = _solve_velocities(_pose(vel, omega), m, g, inv_m, inv_i, friction, vel_iters, slots, counts)
     vel, omega = state[:, :2], state[:, 2]
     step = DT * vel
     vel = vel * jnp.minimum(1.0, MAX_TRANSLATION / jnp.maximum(jnp.linalg.norm(step, axis=-1), 1e-9))[:, None]
     omega = jnp.clip(omega, -MAX_ROTATION / DT, MAX_ROTATION / DT)
     if fixed_rotation:
         omega = jnp.zeros_like(omega)
-    pose = _solve_positions(pose + DT * _pose(vel, omega), m, inv_m, inv_i, pos_iters, slots)
+    pose = _solve_positions(pose + DT * _pose(vel, omega), m, inv_m, inv_i, pos_iters, slots, counts)
     new = Bodies(pose[:n, :2], pose[:n, 2], vel[:n], omega[:n])
     return new, m._replace(impulse=lam)
