@@ -159,7 +159,7 @@ def why_lines(rows: list[dict], env) -> list[str]:
             f"- The JAX env's best rate is {jax_rate:,.0f} env steps/s ({1e6 / jax_rate:.0f} µs per env "
             f"step), {jax_rate / solver:.2f}x Box2D's C++ solver on one core. Batching over envs hardly "
             "helps: the cost is per env (the dense contact solve of all K + N pair slots in every sweep, "
-            "on arrays whose minor axes have size 2, which XLA's CPU code vectorises poorly), not per call.",
+            "14 times per step, with a gather and a scatter-add per sweep), not per call.",
             f"- {GOAL:.0f}x the reference would take {GOAL * ref:,.0f} env steps/s, "
             f"{1e6 / (GOAL * ref):.1f} µs per env step for contact detection and "
             f"{env.vel_iters + env.pos_iters} solver sweeps over {box_pair_slots(env.num_agents) + env.num_agents} "

@@ -53,16 +53,18 @@ class Bodies(NamedTuple):
 
 
 class Manifolds(NamedTuple):
-    """Contact manifolds of the P = K + N pair slots: the K nearest box pairs, then box-floor pairs."""
+    """Contact manifolds of the P = K + N pair slots: the K nearest box pairs, then box-floor pairs.
+
+    Structure of arrays: the slot axis P is last, so a batch of envs gives long minor axes."""
 
     pair: Array  # [P] int32, pair id: index into np.triu_indices(N, 1), or (number of box pairs + box)
     flip: Array  # [P] bool, the reference face is on body b (else on body a)
-    local_normal: Array  # [P, 2] reference face normal, in the reference body's frame
-    local_plane: Array  # [P, 2] reference face midpoint, in the reference body's frame
-    local_points: Array  # [P, 2, 2] clip points, in the incident body's frame
-    active: Array  # [P, 2] bool
-    ids: Array  # [P, 2] int32 contact feature ids (for warm starting)
-    impulse: Array  # [P, 2, 2] accumulated (normal, tangent) impulses of the last solve
+    local_normal: Array  # [xy 2, P] reference face normal, in the reference body's frame
+    local_plane: Array  # [xy 2, P] reference face midpoint, in the reference body's frame
+    local_points: Array  # [xy 2, point 2, P] clip points, in the incident body's frame
+    active: Array  # [point 2, P] bool
+    ids: Array  # [point 2, P] int32 contact feature ids (for warm starting)
+    impulse: Array  # [(normal, tangent) 2, point 2, P] accumulated impulses of the last solve
 
 
 def box_pair_slots(n: int) -> int:
@@ -89,90 +91,106 @@ class _Slots:
         self.floor = np.r_[np.zeros(self.k, bool), np.ones(n, bool)]  # [P] body a is the floor
 
     def ab(self, x: Array) -> tuple[Array, Array]:
-        """x [N + 1, ...] -> (x[ia], x[ib]), each [P, ...]."""
-        both = x[self.index]
-        return both[:self.p], both[self.p:]
+        """x [C, N + 1] -> (x[:, ia], x[:, ib]), each [C, P]."""
+        both = x[:, self.index]
+        return both[:, :self.p], both[:, self.p:]
 
     def add(self, x: Array, on_a: Array, on_b: Array) -> Array:
-        """x [N + 1, ...] plus the pair terms on_a, on_b [P, ...] summed onto bodies a and b."""
-        return x.at[self.index].add(jnp.concatenate([on_a, on_b]))
+        """x [C, N + 1] plus the pair terms on_a, on_b [C, P] summed onto bodies a and b."""
+        return x.at[:, self.index].add(jnp.concatenate([on_a, on_b], 1))
 
 
-def _rot(angle: Array) -> Array:
-    c, s = jnp.cos(angle), jnp.sin(angle)
-    return jnp.stack([jnp.stack([c, -s], -1), jnp.stack([s, c], -1)], -2)  # [..., 2, 2]
+def _rotate(c, s, x, y):
+    """R(θ) (x, y) for cos θ, sin θ and vector components, all broadcasting arrays."""
+    return c * x - s * y, s * x + c * y
 
 
-def _cross_sv(w: Array, r: Array) -> Array:
-    """w × r for a scalar w and vectors r [..., 2]."""
-    return jnp.stack([-w * r[..., 1], w * r[..., 0]], -1)
+def _pick(table, index: Array) -> Array:
+    """table[index[p], p] for a table [4, P] (or [4]) and indices [P], by selects (exact)."""
+    out = table[3]
+    for i in (2, 1, 0):
+        out = jnp.where(index == i, table[i], out)
+    return out
 
 
-def _cross_vv(r: Array, p: Array) -> Array:
-    return r[..., 0] * p[..., 1] - r[..., 1] * p[..., 0]
+def _vertices(box) -> tuple[Array, Array]:
+    """World corners (x, y), each [4, P], of boxes (cx, cy, cos, sin, hx, hy), each [P]."""
+    cx, cy, c, s, hx, hy = box
+    x, y = _rotate(c, s, _CORNERS[:, :1] * hx, _CORNERS[:, 1:] * hy)
+    return cx + x, cy + y
 
 
-def _pick(table: Array, index: Array) -> Array:
-    """table[index] for a small leading axis, by one-hot (vmaps without gathers)."""
-    onehot = jax.nn.one_hot(index, table.shape[0], dtype=table.dtype)
-    return jnp.tensordot(onehot, table, axes=(0, 0))
+def _face_normals(c: Array, s: Array) -> tuple[Array, Array]:
+    """World face normals (x, y), each [4, P], of boxes with cos, sin [P]."""
+    return _rotate(c, s, _LOCAL_NORMALS[:, :1], _LOCAL_NORMALS[:, 1:])
 
 
-def _max_separation(c1, r1, h1, c2, r2, h2) -> tuple[Array, Array]:
-    """Box2D's b2FindMaxSeparation: the face of box 1 along which box 2 is most separated."""
-    normals = _LOCAL_NORMALS @ r1.T  # [4, 2] world
-    verts1 = c1 + (_CORNERS * h1) @ r1.T
-    verts2 = c2 + (_CORNERS * h2) @ r2.T
-    sep = jnp.einsum("ik,ijk->ij", normals, verts2[None, :, :] - verts1[:, None, :]).min(1)  # [4]
-    return sep.max(), jnp.argmax(sep)
+def _max_separation(box1, box2) -> tuple[Array, Array]:
+    """Box2D's b2FindMaxSeparation: the face [P] of box 1 along which box 2 is most separated, and
+    that separation [P]; boxes as in `_vertices`."""
+    nx, ny = _face_normals(box1[2], box1[3])
+    v1x, v1y = _vertices(box1)
+    v2x, v2y = _vertices(box2)
+    sep = (nx[:, None] * (v2x[None] - v1x[:, None]) + ny[:, None] * (v2y[None] - v1y[:, None])).min(1)  # [4, P]
+    return sep.max(0), jnp.argmax(sep, 0)
 
 
-def _clip(p: Array, q: Array, normal: Array, offset: Array) -> tuple[Array, Array, Array]:
-    """Box2D's b2ClipSegmentToLine: keeps the part of segment pq with normal·x <= offset."""
-    d0, d1 = normal @ p - offset, normal @ q - offset
-    cut = p + (d0 / jnp.where(d0 == d1, 1.0, d0 - d1)) * (q - p)
-    first = jnp.where(d0 <= 0, p, q)
-    second = jnp.where((d0 <= 0) & (d1 <= 0), q, cut)
+def _clip(p, q, normal, offset):
+    """Box2D's b2ClipSegmentToLine: keeps the part of segment pq with normal·x <= offset (points and
+    normal as (x, y) pairs of [P] arrays)."""
+    d0 = normal[0] * p[0] + normal[1] * p[1] - offset
+    d1 = normal[0] * q[0] + normal[1] * q[1] - offset
+    ratio = d0 / jnp.where(d0 == d1, 1.0, d0 - d1)
+    cut = [pi + ratio * (qi - pi) for pi, qi in zip(p, q)]
+    first = [jnp.where(d0 <= 0, pi, qi) for pi, qi in zip(p, q)]
+    second = [jnp.where((d0 <= 0) & (d1 <= 0), qi, ci) for qi, ci in zip(q, cut)]
     count = (d0 <= 0).astype(jnp.int32) + (d1 <= 0) + (d0 * d1 < 0)
     return first, second, count >= 2
 
 
-def _collide(c_a, angle_a, h_a, c_b, angle_b, h_b):
-    """Box2D's b2CollidePolygons for two boxes (centres c, angles, half-extents h [2]).
+def _reference_face(box1, edge):
+    """Local normal, local face end points v11, v12 and world tangent of face `edge` [P] of box 1."""
+    _, _, c1, s1, h1x, h1y = box1
+    local_normal = (_pick(_LOCAL_NORMALS[:, 0], edge), _pick(_LOCAL_NORMALS[:, 1], edge))
+    v11 = (_pick(_CORNERS[:, 0], edge) * h1x, _pick(_CORNERS[:, 1], edge) * h1y)
+    v12 = (_pick(_CORNERS[:, 0], (edge + 1) % 4) * h1x, _pick(_CORNERS[:, 1], (edge + 1) % 4) * h1y)
+    dx, dy = v12[0] - v11[0], v12[1] - v11[1]
+    tx, ty = _rotate(c1, s1, dx, dy)
+    length = jnp.sqrt(dx * dx + dy * dy)
+    return local_normal, v11, v12, (tx / length, ty / length)
 
-    Returns (flip, local normal [2], local plane point [2], local clip points [2, 2], active [2],
-    ids [2]) as stored in `Manifolds`.
+
+def _collide(box_a, box_b):
+    """Box2D's b2CollidePolygons for P box pairs (cx, cy, cos, sin, hx, hy), each [P].
+
+    Returns (flip, local normal, local plane point, local clip points, active, ids) as in `Manifolds`.
     """
-    r_a, r_b = _rot(angle_a), _rot(angle_b)
-    sep_a, edge_a = _max_separation(c_a, r_a, h_a, c_b, r_b, h_b)
-    sep_b, edge_b = _max_separation(c_b, r_b, h_b, c_a, r_a, h_a)
+    sep_a, edge_a = _max_separation(box_a, box_b)
+    sep_b, edge_b = _max_separation(box_b, box_a)
     flip = sep_b > sep_a + 0.1 * LINEAR_SLOP
-    sel = lambda x, y: jnp.where(flip, y, x)  # noqa: E731
-    c1, r1, h1, c2, r2, h2 = sel(c_a, c_b), sel(r_a, r_b), sel(h_a, h_b), sel(c_b, c_a), sel(r_b, r_a), sel(h_b, h_a)
-    edge = sel(edge_a, edge_b)
-    local_normal = _pick(jnp.asarray(_LOCAL_NORMALS), edge)
-    normal = r1 @ local_normal
-    incident = jnp.argmin((_LOCAL_NORMALS @ r2.T) @ normal)
-    verts2 = c2 + (_CORNERS * h2) @ r2.T
-    p, q = _pick(verts2, incident), _pick(verts2, (incident + 1) % 4)
-    v11 = _pick(jnp.asarray(_CORNERS), edge) * h1
-    v12 = _pick(jnp.asarray(_CORNERS), (edge + 1) % 4) * h1
-    tangent = r1 @ (v12 - v11) / jnp.linalg.norm(v12 - v11)
-    w11, w12 = c1 + r1 @ v11, c1 + r1 @ v12
-    p, q, ok1 = _clip(p, q, -tangent, -tangent @ w11 + 2 * SKIN)
-    p, q, ok2 = _clip(p, q, tangent, tangent @ w12 + 2 * SKIN)
-    points = jnp.stack([p, q])  # [2, 2] world
-    sep = points @ normal - normal @ w11
+    box1 = [jnp.where(flip, b, a) for a, b in zip(box_a, box_b)]
+    box2 = [jnp.where(flip, a, b) for a, b in zip(box_a, box_b)]
+    edge = jnp.where(flip, edge_b, edge_a)
+    local_normal, v11, v12, tangent = _reference_face(box1, edge)
+    nx, ny = _rotate(box1[2], box1[3], *local_normal)
+    fx, fy = _face_normals(box2[2], box2[3])
+    incident = jnp.argmin(fx * nx + fy * ny, 0)
+    vx, vy = _vertices(box2)
+    p = (_pick(vx, incident), _pick(vy, incident))
+    q = (_pick(vx, (incident + 1) % 4), _pick(vy, (incident + 1) % 4))
+    w11, w12 = (_rotate(box1[2], box1[3], *v) for v in (v11, v12))
+    w11, w12 = (box1[0] + w11[0], box1[1] + w11[1]), (box1[0] + w12[0], box1[1] + w12[1])
+    neg = (-tangent[0], -tangent[1])
+    p, q, ok1 = _clip(p, q, neg, neg[0] * w11[0] + neg[1] * w11[1] + 2 * SKIN)
+    p, q, ok2 = _clip(p, q, tangent, tangent[0] * w12[0] + tangent[1] * w12[1] + 2 * SKIN)
+    px, py = jnp.stack([p[0], q[0]]), jnp.stack([p[1], q[1]])  # [2, P] world
+    sep = px * nx + py * ny - (nx * w11[0] + ny * w11[1])
     active = ok1 & ok2 & (sep <= 2 * SKIN) & (jnp.maximum(sep_a, sep_b) <= 2 * SKIN)
-    local_points = (points - c2) @ r2  # R2ᵀ (x - c2), row form
-    ids = flip * 100 + edge * 10 + incident + jnp.arange(2) * 1000
-    return flip, local_normal, 0.5 * (v11 + v12), local_points, active, ids.astype(jnp.int32)
-
-
-def _extended(bodies: Bodies) -> tuple[Array, Array]:
-    """Positions [N + 1, 2] and angles [N + 1] with the floor appended as body N."""
-    pos = jnp.concatenate([bodies.pos, jnp.asarray([FLOOR_CENTRE], jnp.float32)])
-    return pos, jnp.concatenate([bodies.angle, jnp.zeros(1, jnp.float32)])
+    dx, dy = px - box2[0], py - box2[1]
+    local_points = jnp.stack([dx * box2[2] + dy * box2[3], dy * box2[2] - dx * box2[3]])  # R2ᵀ (x - c2)
+    ids = flip * 100 + edge * 10 + incident + np.arange(2)[:, None] * 1000
+    plane = jnp.stack([0.5 * (v11[0] + v12[0]), 0.5 * (v11[1] + v12[1])])
+    return flip, jnp.stack(local_normal), plane, local_points, active, ids.astype(jnp.int32)
 
 
 def _broadphase(pos: Array) -> Array:
@@ -183,9 +201,18 @@ def _broadphase(pos: Array) -> Array:
     if k == len(a):
         nearest = jnp.arange(k, dtype=jnp.int32)
     else:
-        diff = jnp.tensordot(np.eye(n, dtype=np.float32)[a] - np.eye(n, dtype=np.float32)[b], pos, axes=(1, 0))
-        nearest = jax.lax.top_k(-(diff ** 2).sum(-1), k)[1].astype(jnp.int32)
+        diff = pos[a] - pos[b]
+        nearest = jax.lax.top_k(-(diff[:, 0] ** 2 + diff[:, 1] ** 2), k)[1].astype(jnp.int32)
     return jnp.concatenate([nearest, len(a) + jnp.arange(n, dtype=jnp.int32)])
+
+
+def _warm_impulses(pair, active, ids, previous: Manifolds) -> Array:
+    """Last step's impulses [2, 2, P] where the same pair keeps a contact point with the same id."""
+    same = pair[:, None] == previous.pair[None, :]  # [P new, P old]; pair ids are unique per step
+    old = jnp.argmax(same, 1)
+    old_ids = jnp.where(previous.active, previous.ids, -1)[:, old]  # [2, P]
+    keep = active & same.any(1) & (old_ids == ids)
+    return jnp.where(keep, previous.impulse[:, :, old], 0.0)
 
 
 def find_contacts(bodies: Bodies, previous: Manifolds) -> tuple[Manifolds, _Slots]:
@@ -194,105 +221,105 @@ def find_contacts(bodies: Bodies, previous: Manifolds) -> tuple[Manifolds, _Slot
     n = bodies.pos.shape[0]
     pair = _broadphase(bodies.pos)
     slots = _Slots(pair, n)
-    pos, angle = _extended(bodies)
-    half_a = np.where(slots.floor[:, None], np.float32(FLOOR_HALF), np.float32(HALF))
-    (pos_a, angle_a), (pos_b, angle_b) = _split_pose(*slots.ab(_pose(pos, angle)))
-    out = jax.vmap(_collide)(pos_a, angle_a, half_a, pos_b, angle_b, np.full((len(half_a), 2), HALF, np.float32))
-    flip, local_normal, local_plane, local_points, active, ids = out
-    same = (pair[:, None] == previous.pair[None, :]).astype(jnp.float32)  # [P new, P old]
-    old_ids = jnp.where(previous.active, previous.ids, -1)
-    matched = jnp.einsum("po,ok->pk", same, (old_ids + 1).astype(jnp.float32)) - 1  # [P, 2]
-    impulse = jnp.einsum("po,okj->pkj", same, previous.impulse)
-    keep = (active & (matched == ids))[..., None]
-    return Manifolds(pair, flip, local_normal, local_plane, local_points, active, ids,
-                     jnp.where(keep, impulse, 0.0)), slots
+    a, b = slots.ab(_with_rotation(_pose(bodies)))
+    half_a = np.where(slots.floor[None], np.float32(FLOOR_HALF)[:, None], np.float32(HALF))  # [2, P]
+    half_b = np.full_like(half_a, HALF)
+    flip, local_normal, plane, points, active, ids = _collide((*a, *half_a), (*b, *half_b))
+    impulse = _warm_impulses(pair, active, ids, previous)
+    return Manifolds(pair, flip, local_normal, plane, points, active, ids, impulse), slots
 
 
 def empty_manifolds(n: int) -> Manifolds:
     p = box_pair_slots(n) + n
-    return Manifolds(jnp.full(p, -1, jnp.int32), jnp.zeros(p, bool), jnp.zeros((p, 2)), jnp.zeros((p, 2)),
-                     jnp.zeros((p, 2, 2)), jnp.zeros((p, 2), bool), jnp.zeros((p, 2), jnp.int32),
-                     jnp.zeros((p, 2, 2)))
+    return Manifolds(jnp.full(p, -1, jnp.int32), jnp.zeros(p, bool), jnp.zeros((2, p)), jnp.zeros((2, p)),
+                     jnp.zeros((2, 2, p)), jnp.zeros((2, p), bool), jnp.zeros((2, p), jnp.int32),
+                     jnp.zeros((2, 2, p)))
 
 
 class _Geometry(NamedTuple):
-    normal: Array  # [P, 2] from body a to body b
-    ra: Array  # [P, 2, 2] contact points relative to body a's centre
-    rb: Array  # [P, 2, 2] relative to body b's centre
-    sep: Array  # [P, 2] separation (negative = penetration beyond the skins)
+    normal: tuple  # (x, y), each [P], from body a to body b
+    ra: tuple  # (x, y), each [point 2, P], contact points relative to body a's centre
+    rb: tuple  # (x, y), each [point 2, P], relative to body b's centre
+    sep: Array  # [point 2, P] separation (negative = penetration beyond the skins)
 
 
-def _pose(pos: Array, angle: Array) -> Array:
-    """[N + 1, 3] rows (x, y, angle), or (vx, vy, omega) for velocities: one array to gather."""
-    return jnp.concatenate([pos, angle[:, None]], -1)
+def _pose(bodies: Bodies) -> Array:
+    """[3, N + 1] rows (x, y, angle) with the floor appended as body N."""
+    pose = jnp.stack([bodies.pos[:, 0], bodies.pos[:, 1], bodies.angle])
+    return jnp.concatenate([pose, np.array([[FLOOR_CENTRE[0]], [FLOOR_CENTRE[1]], [0.0]], np.float32)], 1)
 
 
-def _split_pose(*poses: Array) -> list[tuple[Array, Array]]:
-    return [(x[:, :2], x[:, 2]) for x in poses]
+def _with_rotation(pose: Array) -> Array:
+    """Poses [3, N + 1] -> [4, N + 1] rows (x, y, cos angle, sin angle)."""
+    return jnp.stack([pose[0], pose[1], jnp.cos(pose[2]), jnp.sin(pose[2])])
 
 
-def _geometry(pose: Array, m: Manifolds, slots: _Slots) -> _Geometry:
-    """World normal, lever arms and separations from current transforms [N + 1, 3]
+def _geometry(frames: Array, m: Manifolds, slots: _Slots) -> _Geometry:
+    """World normal, lever arms and separations from body frames [4, N + 1] (`_with_rotation`)
     (b2PositionSolverManifold)."""
-    (pos_a, angle_a), (pos_b, angle_b) = _split_pose(*slots.ab(pose))
-    rot_a, rot_b = _rot(angle_a), _rot(angle_b)
-    c_ref, c_inc = jnp.where(m.flip[:, None], pos_b, pos_a), jnp.where(m.flip[:, None], pos_a, pos_b)
-    r_ref = jnp.where(m.flip[:, None, None], rot_b, rot_a)
-    r_inc = jnp.where(m.flip[:, None, None], rot_a, rot_b)
-    normal = jnp.einsum("pij,pj->pi", r_ref, m.local_normal)
-    plane = c_ref + jnp.einsum("pij,pj->pi", r_ref, m.local_plane)
-    clip = c_inc[:, None] + jnp.einsum("pij,pkj->pki", r_inc, m.local_points)  # [P, 2, 2]
-    raw = jnp.einsum("pki,pi->pk", clip - plane[:, None], normal)
-    point = clip - 0.5 * raw[..., None] * normal[:, None]  # midpoint of the two skins' surfaces
-    normal = jnp.where(m.flip[:, None], -normal, normal)
-    return _Geometry(normal, point - pos_a[:, None], point - pos_b[:, None], raw - 2 * SKIN)
+    a, b = slots.ab(frames)
+    ref, inc = jnp.where(m.flip, b, a), jnp.where(m.flip, a, b)  # [4, P]
+    nx, ny = _rotate(ref[2], ref[3], m.local_normal[0], m.local_normal[1])
+    plane_x, plane_y = _rotate(ref[2], ref[3], m.local_plane[0], m.local_plane[1])
+    plane_x, plane_y = ref[0] + plane_x, ref[1] + plane_y
+    clip_x, clip_y = _rotate(inc[2], inc[3], m.local_points[0], m.local_points[1])  # [2, P]
+    clip_x, clip_y = inc[0] + clip_x, inc[1] + clip_y
+    raw = (clip_x - plane_x) * nx + (clip_y - plane_y) * ny
+    point_x, point_y = clip_x - 0.5 * raw * nx, clip_y - 0.5 * raw * ny  # midpoint of the two skins
+    normal = (jnp.where(m.flip, -nx, nx), jnp.where(m.flip, -ny, ny))
+    return _Geometry(normal, (point_x - a[0], point_y - a[1]), (point_x - b[0], point_y - b[1]), raw - 2 * SKIN)
 
 
 def _split_counts(active: Array, slots: _Slots) -> tuple[Array, Array]:
     """Number of active contact points (at least 1) of bodies a and b per slot [P]: the
     mass-splitting factors."""
-    per_pair = active.sum(1).astype(jnp.float32)
-    return slots.ab(jnp.maximum(slots.add(jnp.zeros(slots.n + 1), per_pair, per_pair), 1.0))
+    per_pair = active.sum(0).astype(jnp.float32)[None]
+    a, b = slots.ab(jnp.maximum(slots.add(jnp.zeros((1, slots.n + 1)), per_pair, per_pair), 1.0))
+    return a[0], b[0]
 
 
-def _apply(state: Array, impulse: Array, g: _Geometry, inv_m, inv_i, slots: _Slots) -> Array:
-    """Adds impulses [P, 2, 2] (acting on b, opposite on a) to linear and angular terms of bodies
-    [N + 1, 3] (velocities (vx, vy, omega) or poses (x, y, angle)).
+def _apply(state: Array, px: Array, py: Array, g: _Geometry, inv_m, inv_i, slots: _Slots) -> Array:
+    """Adds impulses (px, py) [2, P] (acting on b, opposite on a) to linear and angular terms of
+    bodies [3, N + 1] (velocities (vx, vy, omega) or poses (x, y, angle)).
 
     inv_m, inv_i: per-slot inverse masses / inertias of bodies (a, b), each a pair of [P] arrays."""
-    total = impulse.sum(1)
-    on_a = jnp.concatenate([-inv_m[0][:, None] * total, -inv_i[0][:, None] * _cross_vv(g.ra, impulse).sum(1,
-                            keepdims=True)], -1)
-    on_b = jnp.concatenate([inv_m[1][:, None] * total, inv_i[1][:, None] * _cross_vv(g.rb, impulse).sum(1,
-                            keepdims=True)], -1)
+    tx, ty = px.sum(0), py.sum(0)
+    ta, tb = (g.ra[0] * py - g.ra[1] * px).sum(0), (g.rb[0] * py - g.rb[1] * px).sum(0)
+    on_a = jnp.stack([-inv_m[0] * tx, -inv_m[0] * ty, -inv_i[0] * ta])
+    on_b = jnp.stack([inv_m[1] * tx, inv_m[1] * ty, inv_i[1] * tb])
     return slots.add(state, on_a, on_b)
+
+
+def _effective_masses(g: _Geometry, inv_m, inv_i, counts):
+    """Split effective masses [2, P] of the normal and tangent constraints."""
+    ka, kb = counts[0] * inv_m[0], counts[1] * inv_m[1]
+    ia_k, ib_k = counts[0] * inv_i[0], counts[1] * inv_i[1]
+    mass = lambda dx, dy: 1.0 / jnp.maximum(  # noqa: E731
+        ka + kb + ia_k * (g.ra[0] * dy - g.ra[1] * dx) ** 2 + ib_k * (g.rb[0] * dy - g.rb[1] * dx) ** 2, 1e-9)
+    nx, ny = g.normal
+    return mass(nx, ny), mass(ny, -nx)
 
 
 def _solve_velocities(state, m: Manifolds, g: _Geometry, inv_m, inv_i, mu, iters: int, slots, counts):
     """Warm start, then `iters` Jacobi sweeps of friction + normal impulses with mass splitting on
-    velocities [N + 1, 3] (vx, vy, omega); `counts` from `_split_counts`."""
-    tangent = jnp.stack([g.normal[:, 1], -g.normal[:, 0]], -1)[:, None]  # [P, 1, 2]
-    normal = g.normal[:, None]
-    k_a, k_b = (k[:, None] for k in counts)
-    ka, kb = k_a * inv_m[0][:, None], k_b * inv_m[1][:, None]
-    ia_k, ib_k = k_a * inv_i[0][:, None], k_b * inv_i[1][:, None]
-    mass = lambda d: 1.0 / jnp.maximum(  # noqa: E731
-        ka + kb + ia_k * _cross_vv(g.ra, d) ** 2 + ib_k * _cross_vv(g.rb, d) ** 2, 1e-9)
-    mass_n, mass_t = mass(normal), mass(tangent)
+    velocities [3, N + 1] (vx, vy, omega); `counts` from `_split_counts`, friction mu [P]."""
+    (nx, ny), (rax, ray), (rbx, rby) = g.normal, g.ra, g.rb
+    tx, ty = ny, -nx
+    mass_n, mass_t = _effective_masses(g, inv_m, inv_i, counts)
     act = m.active.astype(jnp.float32)
-    lam = m.impulse * act[..., None]
-    state = _apply(state, lam[..., :1] * normal + lam[..., 1:] * tangent, g, inv_m, inv_i, slots)
+    lam = m.impulse * act
+    state = _apply(state, lam[0] * nx + lam[1] * tx, lam[0] * ny + lam[1] * ty, g, inv_m, inv_i, slots)
 
     def sweep(carry, _):
         state, lam = carry
-        (vel_a, omega_a), (vel_b, omega_b) = _split_pose(*slots.ab(state))
-        dv = (vel_b[:, None] + _cross_sv(omega_b[:, None], g.rb)
-              - vel_a[:, None] - _cross_sv(omega_a[:, None], g.ra))  # [P, 2, 2]
-        lam_t = jnp.clip(lam[..., 1] - mass_t * (dv * tangent).sum(-1), -mu * lam[..., 0], mu * lam[..., 0])
-        lam_n = jnp.maximum(lam[..., 0] - mass_n * (dv * normal).sum(-1), 0.0)
-        new = jnp.stack([lam_n, lam_t], -1) * act[..., None]
-        delta = new - lam
-        state = _apply(state, delta[..., :1] * normal + delta[..., 1:] * tangent, g, inv_m, inv_i, slots)
+        a, b = slots.ab(state)  # [3, P] (vx, vy, omega) of bodies a and b
+        dvx = b[0] - b[2] * rby - a[0] + a[2] * ray  # [2, P]
+        dvy = b[1] + b[2] * rbx - a[1] - a[2] * rax
+        lam_t = jnp.clip(lam[1] - mass_t * (dvx * tx + dvy * ty), -mu * lam[0], mu * lam[0])
+        lam_n = jnp.maximum(lam[0] - mass_n * (dvx * nx + dvy * ny), 0.0)
+        new = jnp.stack([lam_n, lam_t]) * act
+        dn, dt = new[0] - lam[0], new[1] - lam[1]
+        state = _apply(state, dn * nx + dt * tx, dn * ny + dt * ty, g, inv_m, inv_i, slots)
         return (state, new), None
 
     (state, lam), _ = jax.lax.scan(sweep, (state, lam), None, length=iters)
@@ -301,20 +328,30 @@ def _solve_velocities(state, m: Manifolds, g: _Geometry, inv_m, inv_i, mu, iters
 
 def _solve_positions(pose, m: Manifolds, inv_m, inv_i, iters: int, slots: _Slots, counts):
     """`iters` Jacobi sweeps of Box2D's position correction C = clamp(β (s + slop), -0.2, 0) on
-    poses [N + 1, 3] (x, y, angle); `counts` from `_split_counts`."""
-    k_a, k_b = (k[:, None] for k in counts)
+    poses [3, N + 1] (x, y, angle); `counts` from `_split_counts`."""
     act = m.active.astype(jnp.float32)
 
     def sweep(pose, _):
-        g = _geometry(pose, m, slots)
+        g = _geometry(_with_rotation(pose), m, slots)
+        (nx, ny), (rax, ray), (rbx, rby) = g.normal, g.ra, g.rb
         c = jnp.clip(BAUMGARTE * (g.sep + LINEAR_SLOP), -MAX_CORRECTION, 0.0)
-        rna, rnb = _cross_vv(g.ra, g.normal[:, None]), _cross_vv(g.rb, g.normal[:, None])
-        kk = (k_a * (inv_m[0][:, None] + inv_i[0][:, None] * rna ** 2)
-              + k_b * (inv_m[1][:, None] + inv_i[1][:, None] * rnb ** 2))
+        rna, rnb = rax * ny - ray * nx, rbx * ny - rby * nx
+        kk = (counts[0] * (inv_m[0] + inv_i[0] * rna ** 2) + counts[1] * (inv_m[1] + inv_i[1] * rnb ** 2))
         impulse = jnp.where(kk > 0, -c / jnp.maximum(kk, 1e-9), 0.0) * act
-        return _apply(pose, impulse[..., None] * g.normal[:, None], g, inv_m, inv_i, slots), None
+        return _apply(pose, impulse * nx, impulse * ny, g, inv_m, inv_i, slots), None
 
     return jax.lax.scan(sweep, pose, None, length=iters)[0]
+
+
+def _integrate(state: Array, fixed_rotation: bool) -> Array:
+    """Velocities [3, N + 1] limited to Box2D's maximum translation and rotation per step."""
+    vx, vy, omega = state
+    step = jnp.sqrt((DT * vx) ** 2 + (DT * vy) ** 2)
+    scale = jnp.minimum(1.0, MAX_TRANSLATION / jnp.maximum(step, 1e-9))
+    omega = jnp.clip(omega, -MAX_ROTATION / DT, MAX_ROTATION / DT)
+    if fixed_rotation:
+        omega = jnp.zeros_like(omega)
+    return jnp.stack([vx * scale, vy * scale, omega])
 
 
 def physics_step(bodies: Bodies, manifolds: Manifolds, force: Array, fixed_rotation: bool,
@@ -324,18 +361,14 @@ def physics_step(bodies: Bodies, manifolds: Manifolds, force: Array, fixed_rotat
     m, slots = find_contacts(bodies, manifolds)
     inv_m = ((~slots.floor).astype(np.float32), np.ones(len(slots.floor), np.float32))  # bodies a, b
     inv_i = tuple(x * np.float32(0.0 if fixed_rotation else INV_INERTIA) for x in inv_m)
-    friction = np.where(slots.floor, np.sqrt(BOX_FRICTION * FLOOR_FRICTION), BOX_FRICTION)[:, None]
-    pose = _pose(*_extended(bodies))
-    vel = jnp.concatenate([bodies.vel + DT * (force + jnp.array([0.0, GRAVITY])), jnp.zeros((1, 2))])
-    omega = jnp.concatenate([bodies.omega / (1.0 + DT * ANGULAR_DAMPING), jnp.zeros(1)])
-    g, counts = _geometry(pose, m, slots), _split_counts(m.active, slots)
-    state, lam = _solve_velocities(_pose(vel, omega), m, g, inv_m, inv_i, friction, vel_iters, slots, counts)
-    vel, omega = state[:, :2], state[:, 2]
-    step = DT * vel
-    vel = vel * jnp.minimum(1.0, MAX_TRANSLATION / jnp.maximum(jnp.linalg.norm(step, axis=-1), 1e-9))[:, None]
-    omega = jnp.clip(omega, -MAX_ROTATION / DT, MAX_ROTATION / DT)
-    if fixed_rotation:
-        omega = jnp.zeros_like(omega)
-    pose = _solve_positions(pose + DT * _pose(vel, omega), m, inv_m, inv_i, pos_iters, slots, counts)
-    new = Bodies(pose[:n, :2], pose[:n, 2], vel[:n], omega[:n])
+    friction = np.where(slots.floor, np.sqrt(BOX_FRICTION * FLOOR_FRICTION), BOX_FRICTION).astype(np.float32)
+    pose = _pose(bodies)
+    vel = jnp.stack([bodies.vel[:, 0] + DT * (force[:, 0] + 0.0), bodies.vel[:, 1] + DT * (force[:, 1] + GRAVITY),
+                     bodies.omega / (1.0 + DT * ANGULAR_DAMPING)])
+    vel = jnp.concatenate([vel, jnp.zeros((3, 1))], 1)  # [3, N + 1], the floor last
+    g, counts = _geometry(_with_rotation(pose), m, slots), _split_counts(m.active, slots)
+    state, lam = _solve_velocities(vel, m, g, inv_m, inv_i, friction, vel_iters, slots, counts)
+    state = _integrate(state, fixed_rotation)
+    pose = _solve_positions(pose + DT * state, m, inv_m, inv_i, pos_iters, slots, counts)
+    new = Bodies(pose[:2, :n].T, pose[2, :n], state[:2, :n].T, state[2, :n])
     return new, m._replace(impulse=lam)
