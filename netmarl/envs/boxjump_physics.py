@@ -206,26 +206,29 @@ def _broadphase(pos: Array) -> Array:
     return jnp.concatenate([nearest, len(a) + jnp.arange(n, dtype=jnp.int32)])
 
 
-def _warm_impulses(pair, active, ids, previous: Manifolds) -> Array:
-    """Last step's impulses [2, 2, P] where the same pair keeps a contact point with the same id."""
-    same = pair[:, None] == previous.pair[None, :]  # [P new, P old]; pair ids are unique per step
-    old = jnp.argmax(same, 1)
+def _warm_impulses(pair, active, ids, previous: Manifolds, k: int) -> Array:
+    """Last step's impulses [2, 2, P] where the same pair keeps a contact point with the same id.
+
+    A box pair may move between the K box slots (pair ids are unique per step); a floor slot always
+    holds the same pair, or none in `empty_manifolds`."""
+    same = pair[:k, None] == previous.pair[None, :k]  # [K new, K old]
+    old = jnp.concatenate([jnp.argmax(same, 1), jnp.arange(k, pair.shape[0])])  # [P]
+    found = jnp.concatenate([same.any(1), pair[k:] == previous.pair[k:]])
     old_ids = jnp.where(previous.active, previous.ids, -1)[:, old]  # [2, P]
-    keep = active & same.any(1) & (old_ids == ids)
-    return jnp.where(keep, previous.impulse[:, :, old], 0.0)
+    return jnp.where(active & found & (old_ids == ids), previous.impulse[:, :, old], 0.0)
 
 
-def find_contacts(bodies: Bodies, previous: Manifolds) -> tuple[Manifolds, _Slots]:
-    """New manifolds for the broadphase's pair slots; impulses carried over where the same pair
-    keeps a contact point with the same feature id."""
-    n = bodies.pos.shape[0]
-    pair = _broadphase(bodies.pos)
+def find_contacts(frames: Array, previous: Manifolds) -> tuple[Manifolds, _Slots]:
+    """New manifolds for the broadphase's pair slots, from body frames [4, N + 1] (`body_frames`);
+    impulses carried over where the same pair keeps a contact point with the same feature id."""
+    n = frames.shape[1] - 1
+    pair = _broadphase(frames[:2, :n].T)
     slots = _Slots(pair, n)
-    a, b = slots.ab(_with_rotation(_pose(bodies)))
+    a, b = slots.ab(frames)
     half_a = np.where(slots.floor[None], np.float32(FLOOR_HALF)[:, None], np.float32(HALF))  # [2, P]
     half_b = np.full_like(half_a, HALF)
     flip, local_normal, plane, points, active, ids = _collide((*a, *half_a), (*b, *half_b))
-    impulse = _warm_impulses(pair, active, ids, previous)
+    impulse = _warm_impulses(pair, active, ids, previous, slots.k)
     return Manifolds(pair, flip, local_normal, plane, points, active, ids, impulse), slots
 
 
@@ -247,6 +250,11 @@ def _pose(bodies: Bodies) -> Array:
     """[3, N + 1] rows (x, y, angle) with the floor appended as body N."""
     pose = jnp.stack([bodies.pos[:, 0], bodies.pos[:, 1], bodies.angle])
     return jnp.concatenate([pose, np.array([[FLOOR_CENTRE[0]], [FLOOR_CENTRE[1]], [0.0]], np.float32)], 1)
+
+
+def body_frames(bodies: Bodies) -> Array:
+    """[4, N + 1] rows (x, y, cos angle, sin angle) of the boxes, the floor appended as body N."""
+    return _with_rotation(_pose(bodies))
 
 
 def _with_rotation(pose: Array) -> Array:
@@ -358,17 +366,17 @@ def physics_step(bodies: Bodies, manifolds: Manifolds, force: Array, fixed_rotat
                  vel_iters: int, pos_iters: int) -> tuple[Bodies, Manifolds]:
     """One Box2D-style world step; `force` [N, 2] acts on the box centres for this step only."""
     n = bodies.pos.shape[0]
-    m, slots = find_contacts(bodies, manifolds)
+    frames = body_frames(bodies)
+    m, slots = find_contacts(frames, manifolds)
     inv_m = ((~slots.floor).astype(np.float32), np.ones(len(slots.floor), np.float32))  # bodies a, b
     inv_i = tuple(x * np.float32(0.0 if fixed_rotation else INV_INERTIA) for x in inv_m)
     friction = np.where(slots.floor, np.sqrt(BOX_FRICTION * FLOOR_FRICTION), BOX_FRICTION).astype(np.float32)
-    pose = _pose(bodies)
-    vel = jnp.stack([bodies.vel[:, 0] + DT * (force[:, 0] + 0.0), bodies.vel[:, 1] + DT * (force[:, 1] + GRAVITY),
-                     bodies.omega / (1.0 + DT * ANGULAR_DAMPING)])
+    vel = jnp.concatenate([bodies.vel.T + DT * (force.T + np.array([[0.0], [GRAVITY]], np.float32)),
+                           bodies.omega[None] / (1.0 + DT * ANGULAR_DAMPING)])
     vel = jnp.concatenate([vel, jnp.zeros((3, 1))], 1)  # [3, N + 1], the floor last
-    g, counts = _geometry(_with_rotation(pose), m, slots), _split_counts(m.active, slots)
+    g, counts = _geometry(frames, m, slots), _split_counts(m.active, slots)
     state, lam = _solve_velocities(vel, m, g, inv_m, inv_i, friction, vel_iters, slots, counts)
     state = _integrate(state, fixed_rotation)
-    pose = _solve_positions(pose + DT * state, m, inv_m, inv_i, pos_iters, slots, counts)
+    pose = _solve_positions(_pose(bodies) + DT * state, m, inv_m, inv_i, pos_iters, slots, counts)
     new = Bodies(pose[:2, :n].T, pose[2, :n], state[:2, :n].T, state[2, :n])
     return new, m._replace(impulse=lam)
