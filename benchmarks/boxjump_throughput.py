@@ -156,9 +156,9 @@ def breakdown_lines(parts: list[tuple[str, float]], num_envs: int) -> list[str]:
     return lines + [""]
 
 
-def why_lines(rows: list[dict], env, parts=None, num_envs: int = 1024) -> list[str]:
+def why_lines(rows: list[dict], env, parts=None) -> list[str]:
     """What the measured rates say about the goal; rows[0] is the reference env, rows[1] its solver,
-    `parts` the `breakdown` at `num_envs` envs."""
+    `parts` the `breakdown` at the largest number of envs."""
     ref, solver = rows[0]["rate"], rows[1]["rate"]
     jax_rate = max(r["rate"] for r in rows if r["backend"].startswith("netmarl"))
     need = GOAL * ref
@@ -175,14 +175,14 @@ def why_lines(rows: list[dict], env, parts=None, num_envs: int = 1024) -> list[s
              f"- {GOAL:.0f}x the reference would take {need:,.0f} env steps/s, {1e6 / need:.1f} µs per env "
              f"step: {need / solver:.1f}x faster than Box2D's own C++ solver. Sweeps and slots are what the "
              "calibration against Box2D needs (docs/environments.md); fewer would change the physics."]
-    if parts:
-        per_env = {name: seconds * 1e6 / num_envs for name, seconds in parts}
-        names = [name for name, _ in parts]
-        rest = per_env[names[0]] - (per_env[names[1]] - per_env[names[2]])
-        lines.append(f"- Of the physics step's {per_env[names[1]]:.1f} µs per env step, the {sweeps} solver "
-                     f"sweeps take {per_env[names[1]] - per_env[names[2]]:.1f} and contact detection "
-                     f"{per_env[names[3]]:.1f}. Even with free sweeps, the rest of the env step "
-                     f"({rest:.1f} µs) would cap the speed-up at {1e6 / rest / ref:.0f}x.")
+    if parts:  # in `breakdown`'s order, µs per env step
+        num_envs = max(r["envs"] for r in rows)
+        env_us, physics_us, no_sweeps_us, contacts_us = (seconds * 1e6 / num_envs for _, seconds in parts)
+        sweeps_us = physics_us - no_sweeps_us
+        rest = env_us - sweeps_us
+        lines.append(f"- Of the physics step's {physics_us:.1f} µs per env step, the {sweeps} solver sweeps "
+                     f"take {sweeps_us:.1f} and contact detection {contacts_us:.1f}. Even with free sweeps, "
+                     f"the rest of the env step ({rest:.1f} µs) would cap the speed-up at {1e6 / rest / ref:.0f}x.")
     return lines
 
 
@@ -202,7 +202,7 @@ def render_report(task: str, env, rows: list[dict], repeats: int, parts=None) ->
                   f"{'**met**' if speedup >= GOAL else '**not met**'} ({speedup:.1f}x)."]
     if parts:
         lines += ["", *breakdown_lines(parts, max(r["envs"] for r in rows))]
-    lines += ["", *why_lines(rows, env, parts, max(r["envs"] for r in rows))]
+    lines += ["", *why_lines(rows, env, parts)]
     lines += ["", "## Machine", "", *machine_lines(("jax", "jaxlib", "numpy", "box2d")), "",
               "## Command", "", "```", command_line(), "```", "", "## Methodology", "",
               "- One env step is one joint step of one environment (all N boxes); B envs count B.",

@@ -366,7 +366,8 @@ def physics_step(bodies: Bodies, manifolds: Manifolds, force: Array, fixed_rotat
                  vel_iters: int, pos_iters: int) -> tuple[Bodies, Manifolds]:
     """One Box2D-style world step; `force` [N, 2] acts on the box centres for this step only."""
     n = bodies.pos.shape[0]
-    frames = body_frames(bodies)
+    pose = _pose(bodies)
+    frames = _with_rotation(pose)
     m, slots = find_contacts(frames, manifolds)
     inv_m = ((~slots.floor).astype(np.float32), np.ones(len(slots.floor), np.float32))  # bodies a, b
     inv_i = tuple(x * np.float32(0.0 if fixed_rotation else INV_INERTIA) for x in inv_m)
@@ -377,6 +378,6 @@ def physics_step(bodies: Bodies, manifolds: Manifolds, force: Array, fixed_rotat
     g, counts = _geometry(frames, m, slots), _split_counts(m.active, slots)
     state, lam = _solve_velocities(vel, m, g, inv_m, inv_i, friction, vel_iters, slots, counts)
     state = _integrate(state, fixed_rotation)
-    pose = _solve_positions(_pose(bodies) + DT * state, m, inv_m, inv_i, pos_iters, slots, counts)
+    pose = _solve_positions(pose + DT * state, m, inv_m, inv_i, pos_iters, slots, counts)
     new = Bodies(pose[:2, :n].T, pose[2, :n], state[:2, :n].T, state[2, :n])
     return new, m._replace(impulse=lam)
