@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export XLA_FLAGS := --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1
 export JAX_PLATFORMS := cpu
 
-.PHONY: demo test bench clean
+.PHONY: demo test test-all bench clean
 
 $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -20,8 +20,13 @@ $(STAMP): pyproject.toml requirements.lock
 demo: $(STAMP)
 	$(BIN)/netmarl train experiment=demo
 
+# The default suite (CI): everything but the `slow` learning runs, on both cores (docs/testing.md).
 test: $(STAMP)
-	$(BIN)/python -m pytest -q --durations=15
+	$(BIN)/python -m pytest -q -n 2 -m "not slow" --durations=15
+
+# Everything, the calibrated multi-minute learning runs and the 20-kill fuzz included (nightly).
+test-all: $(STAMP)
+	$(BIN)/python -m pytest -q -n 2 --durations=15
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/env_throughput.py

@@ -40,7 +40,19 @@ def compose(overrides: list[str]):
             cfg = hydra_compose("config", overrides=[_expand(o) for o in overrides])
         return OmegaConf.to_object(cfg)
     except (HydraException, OmegaConfBaseException) as error:
-        raise SystemExit(f"netmarl: bad configuration: {error}{_accepted_keys(str(error))}") from None
+        raise SystemExit(f"netmarl: bad configuration: {_wrong_type(str(error)) or error}"
+                         f"{_accepted_keys(str(error))}") from None
+
+
+def _wrong_type(message: str) -> str:
+    """For a value Hydra cannot convert to its field's type: the field, its type and range."""
+    import re
+
+    from netmarl.config import field_help
+
+    match = re.search(r"Error merging override ([\w.]+)=(.*)", message)
+    expected = field_help(match[1]) if match else ""
+    return f"{match[1]}={match[2]!r} is not accepted; expected {expected}" if expected else ""
 
 
 def _accepted_keys(message: str) -> str:

@@ -6,6 +6,8 @@ episodes are whole episodes of one environment. Derived quantities live in `deri
 from __future__ import annotations
 
 import dataclasses
+import types
+import typing
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -113,6 +115,101 @@ class TrainConfig:
     algo: AlgoConfig = field(default_factory=AlgoConfig)
     env: EnvConfig = field(default_factory=EnvConfig)
     run: RunConfig = field(default_factory=RunConfig)
+
+
+# --- validation: one table of ranges and one of choices, checked for every config --------------------
+
+# dotted field -> accepted interval, in interval notation ("[" closed, "(" open, inf unbounded)
+RANGES: dict[str, str] = {
+    "algo.hidden": "[1, inf)", "algo.layers": "[1, inf)", "algo.lr": "(0, inf)",
+    "algo.gamma": "[0, 1]", "algo.batch_size": "[1, inf)", "algo.buffer_size": "[1, inf)",
+    "algo.target_update_interval": "[1, inf)", "algo.target_tau": "(0, 1]",
+    "algo.eps_start": "[0, 1]", "algo.eps_finish": "[0, 1]", "algo.eps_anneal_steps": "[0, inf)",
+    "algo.updates_per_iteration": "[1, inf)", "algo.learn_start": "[0, inf)",
+    "algo.mixer.embed": "[1, inf)", "algo.mixer.hyper_hidden": "[0, inf)",
+    "algo.comm.p_drop": "[0, 1)", "algo.comm.rounds": "[1, inf)", "algo.comm.num_edges": "[0, inf)",
+    "algo.comm.loss": "[0, 1)", "algo.comm.patience": "(0, inf)",
+    "run.total_steps": "[1, inf)", "run.seeds": "[1, inf)", "run.seed": "[0, inf)",
+    "run.num_envs": "[1, inf)", "run.eval_interval": "[1, inf)", "run.eval_episodes": "[1, inf)",
+}
+# dotted field -> accepted values (names checked by a registry, e.g. algo.team_td, are not here)
+CHOICES: dict[str, tuple[str, ...]] = {
+    "algo.agent": ("gru", "mlp"), "algo.optimizer": ("adam", "sgd"),
+    "algo.reward_shares": ("env", "equal"), "algo.replay_unit": ("episode", "transition"),
+    "algo.gt_optimizer": ("sgd", "adam"), "algo.gt_combine": ("atc", "cta"),
+    "algo.mixer.activation": ("elu", "relu"), "algo.comm.exchange": ("sync", "async"),
+    "algo.comm.mode": ("dropout", "edges"), "run.seed_mode": ("vmap", "loop"),
+}
+
+
+def check(config, prefix: str = "") -> None:
+    """Refuses a value of the wrong type or outside its range, naming the field, type and range.
+
+    `config` is a TrainConfig, or a part of one whose dotted path is `prefix` (e.g. "algo.")."""
+    for path, value, hint in _leaves(config, prefix):
+        if not has_type(value, hint):
+            raise ValueError(f"{path}={value!r} has type {type(value).__name__}; expected {type_name(hint)}"
+                             + (f" in {RANGES[path]}" if path in RANGES else ""))
+        if path in RANGES and value is not None and not _in_range(value, RANGES[path]):
+            raise ValueError(f"{path}={value!r} is out of range; accepted: {type_name(hint)} in "
+                             f"{RANGES[path]}")
+        if path in CHOICES and value not in CHOICES[path]:
+            raise ValueError(f"{path}={value!r}; accepted: {', '.join(CHOICES[path])}")
+
+
+def field_help(path: str) -> str:
+    """`type in range` (or `one of ...`) of a dotted field, for error messages; '' if unknown."""
+    node, hint = TrainConfig, None
+    for part in path.split("."):
+        hints = typing.get_type_hints(node) if dataclasses.is_dataclass(node) else {}
+        if part not in hints:
+            return ""
+        node = hint = hints[part]
+    if path in CHOICES:
+        return f"one of {', '.join(CHOICES[path])}"
+    return type_name(hint) + (f" in {RANGES[path]}" if path in RANGES else "")
+
+
+def _leaves(config, prefix: str = ""):
+    """(dotted path, value, type hint) of every non-dataclass field, depth first."""
+    hints = typing.get_type_hints(type(config))
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        if dataclasses.is_dataclass(value):
+            yield from _leaves(value, f"{prefix}{f.name}.")
+        else:
+            yield f"{prefix}{f.name}", value, hints[f.name]
+
+
+def has_type(value, hint) -> bool:
+    """isinstance for the hints used here: int, float, bool, str, dict[..], X | None."""
+    options = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+    for option in options:
+        option = typing.get_origin(option) or option
+        if option is type(None) and value is None:
+            return True
+        if option is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+            return True
+        if option is int and isinstance(value, int) and not isinstance(value, bool):
+            return True
+        if option in (bool, str, dict) and isinstance(value, option):
+            return True
+        if option is Any:
+            return True
+    return False
+
+
+def type_name(hint) -> str:
+    options = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+    return " or ".join("None" if o is type(None) else getattr(typing.get_origin(o) or o, "__name__", str(o))
+                       for o in options)
+
+
+def _in_range(value: float, interval: str) -> bool:
+    low, high = (float(x) for x in interval[1:-1].split(","))
+    above = value > low if interval[0] == "(" else value >= low
+    below = value < high if interval[-1] == ")" else value <= high
+    return above and below
 
 
 def from_dict(cls, data: dict):

@@ -1,4 +1,31 @@
 import os
+from pathlib import Path
 
 os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+# One persistent compilation cache for the session, its xdist workers and the subprocesses the CLI
+# and MPI tests start: tests that build the same shapes compile once (keyed by the program, so a
+# code change never reuses a stale executable).
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR",
+                      str(Path(__file__).resolve().parent.parent / ".pytest_cache" / "jax"))
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
+
+# A test of the default suite (not marked `slow`) may take at most this long, set-up included; a
+# longer one fails the session (docs/testing.md): move it behind the marker or make it smaller.
+DEFAULT_SUITE_LIMIT_S = 60.0
+_too_slow: dict[str, float] = {}
+
+
+def pytest_runtest_logreport(report):
+    if report.when in ("setup", "call") and "slow" not in report.keywords:
+        _too_slow[report.nodeid] = _too_slow.get(report.nodeid, 0.0) + report.duration
+
+
+def pytest_sessionfinish(session, exitstatus):
+    over = {test: s for test, s in _too_slow.items() if s > DEFAULT_SUITE_LIMIT_S}
+    if over and not hasattr(session.config, "workerinput"):  # judged once, by the xdist controller
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        for test, seconds in sorted(over.items(), key=lambda kv: -kv[1]):
+            reporter.write_line(f"TOO SLOW for the default suite ({seconds:.0f} s > "
+                                f"{DEFAULT_SUITE_LIMIT_S:.0f} s): {test}", red=True)
+        session.exitstatus = 1

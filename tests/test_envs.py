@@ -105,7 +105,7 @@ def test_bad_options_are_named():
         make("lbf-easy", rules="v4")
     with pytest.raises(ValueError, match=r"unknown environment option\(s\) \['sigh'\]"):
         make("lbf-easy", sigh=3)
-    with pytest.raises(ValueError, match="do not fit"):
+    with pytest.raises(ValueError, match="12 players and 1 food need 13 cells; a 3x3 grid has 9"):
         make("lbf:Foraging-3x3-12p-1f")
 
 

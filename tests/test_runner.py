@@ -1,12 +1,6 @@
 """Determinism, seeds (vmap = loop), kill-and-resume equivalence, run directory, bad input."""
 import dataclasses
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import jax
 import numpy as np
@@ -47,7 +41,7 @@ def test_same_seed_same_metrics_and_run_directory(tmp_path):
     export = json.loads((a.path / "marl_eval.json").read_text())
     runs = export["lbf"]["lbf:Foraging-5x5-2p-1f"]["vdn"]
     assert set(runs) == {"seed_0", "seed_1"} and len(runs["seed_0"]["step_3"]["return"]) == 4
-    assert len(list((a.path / "checkpoints").iterdir())) == 1  # only the latest is kept
+    assert sorted(c.name for c in (a.path / "checkpoints").iterdir()) == ["2", "3"]  # the last two
 
 
 def test_vmapped_seeds_equal_looped_seeds(tmp_path):
@@ -72,36 +66,6 @@ def test_killed_and_resumed_run_equals_uninterrupted(tmp_path):
     _same_metrics(whole.metrics(), resumed.metrics())
     for x, y in zip(_params(whole.path), _params(resumed.path)):
         np.testing.assert_array_equal(x, y)
-
-
-def test_sigkill_then_resume_from_the_command_line(tmp_path):
-    env = {**os.environ, "XLA_FLAGS": os.environ.get("XLA_FLAGS", "")}
-    args = [sys.executable, "-m", "netmarl.cli", "train", "env=lbf:Foraging-5x5-2p-1f",
-            "env.options.max_steps=10", "algo.agent=mlp", "algo.buffer_size=64", "algo.batch_size=8",
-            "steps=40000", "run.eval_interval=2000", "run.eval_episodes=4", "seeds=1",
-            f"run.dir={tmp_path}", "id=killed", "run.progress=false"]
-    proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    checkpoints = tmp_path / "killed" / "checkpoints"
-    deadline = time.time() + 120
-    while time.time() < deadline and not any(
-            (c / "netmarl_meta.json").exists() and int(c.name) >= 2 for c in _dirs(checkpoints)):
-        assert proc.poll() is None, proc.stderr.read().decode()
-        time.sleep(0.2)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    done = subprocess.run([sys.executable, "-m", "netmarl.cli", "train", f"resume={tmp_path / 'killed'}",
-                           "run.progress=false"], env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
-    refused = subprocess.run([sys.executable, "-m", "netmarl.cli", "train", f"resume={tmp_path / 'killed'}",
-                              "algo.lr=0.1"], env=env, capture_output=True, text=True, timeout=120)
-    assert refused.returncode != 0 and "cannot be changed when resuming" in refused.stderr
-    records = [json.loads(line) for line in (tmp_path / "killed" / "metrics.jsonl").read_text().splitlines()]
-    assert [r["point"] for r in records] == list(range(21))  # every point exactly once
-    assert (tmp_path / "killed" / "summary.json").is_file()
-
-
-def _dirs(path: Path):
-    return [p for p in path.iterdir() if p.is_dir() and p.name.isdigit()] if path.exists() else []
 
 
 def test_eval_and_render(tmp_path):

@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 
 from netmarl.comm.mpi import PeerFailure, PeerTimeout, mpi
-from netmarl.config import TrainConfig, to_dict
+from netmarl.config import TrainConfig, check, to_dict
 from netmarl.results.rundir import RunDir
 
 KEEP_PHASES = 3  # snapshots kept: a survivor is at most one phase ahead of any other
@@ -134,6 +134,7 @@ def _finish_env(run: RunDir, config: TrainConfig, world, process) -> None:
 
 
 def _check(config: TrainConfig) -> None:
+    check(config)  # types and ranges of every field (netmarl/config.py)
     if not config.run.id:
         raise ValueError("netmarl agent needs run.id=<name>: every process must agree on the run "
                          "directory (runs/<id>/)")
@@ -154,10 +155,6 @@ def _check(config: TrainConfig) -> None:
 def _check_exchange(config: TrainConfig, timeout: float) -> None:
     """algo.comm.exchange / loss / patience / log_jtd_error: valid values and combinations."""
     comm, algo = config.algo.comm, config.algo
-    if comm.exchange not in ("sync", "async"):
-        raise ValueError(f"algo.comm.exchange={comm.exchange!r}; accepted: sync, async")
-    if not 0.0 <= comm.loss < 1.0:
-        raise ValueError(f"algo.comm.loss={comm.loss} must be in [0, 1) (a drop probability)")
     if comm.loss > 0 and comm.exchange != "async":
         raise ValueError(f"algo.comm.loss={comm.loss} needs algo.comm.exchange=async: the "
                          "synchronous exchange waits for every message and cannot lose any")

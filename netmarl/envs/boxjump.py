@@ -83,6 +83,8 @@ class BoxJump(Environment):
                 raise ValueError(f"BoxJump {field}={getattr(self, field)} must be a positive integer")
         if self.num_boxes < 2:
             raise ValueError(f"BoxJump num_boxes={self.num_boxes} must be at least 2")
+        if self.penalty_fall < 0:
+            raise ValueError(f"BoxJump penalty_fall={self.penalty_fall} must be >= 0 (a fallen box's cost)")
 
     @property
     def num_agents(self) -> int:

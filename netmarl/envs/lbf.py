@@ -264,15 +264,79 @@ def _grid_of(pos: Array, mask: Array, shape: tuple[int, int]) -> Array:
 
 
 def _check_lbf_args(env: LBF) -> None:
+    """Refuses a task that cannot be laid out or solved, naming the value and the limit."""
     if env.rules not in RULES:
         raise ValueError(f"LBF rules={env.rules!r} is not known; accepted: {', '.join(RULES)}")
     for field in ("rows", "cols", "num_players", "num_food", "sight", "max_steps"):
         if getattr(env, field) < 1:
             raise ValueError(f"LBF {field}={getattr(env, field)} must be a positive integer")
+    grid = f"{env.rows}x{env.cols}"
     if env.rows < 3 or env.cols < 3:
-        raise ValueError(f"LBF grid {env.rows}x{env.cols} is too small: foods need an interior (>= 3x3)")
-    if env.num_players > env.rows * env.cols:
-        raise ValueError(f"LBF: {env.num_players} players do not fit on a {env.rows}x{env.cols} grid")
+        raise ValueError(f"LBF grid {grid} is too small: foods need an interior (>= 3x3)")
+    if env.num_players + env.num_food > env.rows * env.cols:
+        raise ValueError(f"LBF: {env.num_players} players and {env.num_food} food need "
+                         f"{env.num_players + env.num_food} cells; a {grid} grid has {env.rows * env.cols}")
+    if not food_fits(env.rows - 2, env.cols - 2, env.num_food):
+        raise ValueError(f"LBF: {env.num_food} food do not fit a {grid} grid: food lies in the "
+                         f"{env.rows - 2}x{env.cols - 2} interior, no two within one cell (or two in a "
+                         f"row or column) of each other; at most {max_food_count(env.rows - 2, env.cols - 2)} fit")
+    if env.sight > max(env.rows, env.cols):
+        raise ValueError(f"LBF sight={env.sight} exceeds the {grid} grid; accepted: 1 .. "
+                         f"{max(env.rows, env.cols)} (the largest sees everything)")
     if not 1 <= env.min_player_level <= env.max_player_level:
         raise ValueError(f"LBF player levels [{env.min_player_level}, {env.max_player_level}] "
                          "must satisfy 1 <= min <= max")
+    _check_food_levels(env)
+    if env.penalty < 0:
+        raise ValueError(f"LBF penalty={env.penalty} must be >= 0 (it is subtracted from failed loaders)")
+
+
+def _check_food_levels(env: LBF) -> None:
+    """A food's level must be reachable by the players that can stand next to it (at most 4)."""
+    if env.min_food_level < 1:
+        raise ValueError(f"LBF min_food_level={env.min_food_level} must be >= 1")
+    if env.max_food_level is None:  # the level is capped by the three lowest players' levels
+        return
+    if env.max_food_level < env.min_food_level:
+        raise ValueError(f"LBF food levels [{env.min_food_level}, {env.max_food_level}] must satisfy "
+                         "min_food_level <= max_food_level")
+    loaders = min(env.num_players, 4)
+    strongest = loaders * env.max_player_level
+    lowest = env.max_food_level if env.force_coop else env.min_food_level
+    if lowest > strongest:
+        raise ValueError(f"LBF: food of level {lowest} can never be loaded: at most {loaders} players (one "
+                         f"per side) of level <= max_player_level={env.max_player_level} load it, "
+                         f"a total of {strongest}")
+
+
+def _food_blocks(r: int, c: int, h: int, w: int) -> set[tuple[int, int]]:
+    """Cells where no other food may lie once one lies at (r, c) (the spawner's rule)."""
+    near = {(r + i, c + j) for i in (-1, 0, 1) for j in (-1, 0, 1)}
+    near |= {(r, c - 2), (r, c + 2), (r - 2, c), (r + 2, c)}
+    return {(i, j) for i, j in near if 0 <= i < h and 0 <= j < w}
+
+
+def max_food_count(h: int, w: int, stop_at: int | None = None, budget: int = 200_000) -> int:
+    """The most foods that fit an empty h x w interior (exact search; stops early at `stop_at`,
+    or after `budget` search nodes with the best count found)."""
+    cells, best, nodes = [(i, j) for i in range(h) for j in range(w)], [0], [0]
+
+    def search(start: int, blocked: frozenset, placed: int) -> None:
+        nodes[0] += 1
+        best[0] = max(best[0], placed)
+        free = [k for k in range(start, len(cells)) if cells[k] not in blocked]
+        rows_left = (h - cells[free[0]][0] + 1) // 2 if free else 0
+        if (stop_at and best[0] >= stop_at) or nodes[0] > budget or not free or \
+                placed + rows_left * ((w + 1) // 2) <= best[0]:
+            return
+        k = free[0]
+        search(k + 1, blocked | _food_blocks(*cells[k], h, w), placed + 1)
+        search(k + 1, blocked | {cells[k]}, placed)
+
+    search(0, frozenset(), 0)
+    return best[0]
+
+
+def food_fits(h: int, w: int, num_food: int) -> bool:
+    """Whether `num_food` foods can lie together in an h x w interior."""
+    return max_food_count(h, w, stop_at=num_food) >= num_food

@@ -37,7 +37,12 @@ def make_marbler(task: str, **options) -> MarblerEnv:
     if unknown:
         raise ValueError(f"unknown environment option(s) {unknown} for marbler:{task}; "
                          f"accepted: {', '.join(accepted)}")
-    return cls(**options)
+    from netmarl.envs.registry import check_option_types  # the registry imports this module
+
+    check_option_types(cls, options)
+    env = cls(**options)
+    env._check_layout()
+    return env
 
 
 __all__ = ["ACTION_NAMES", "LEFT", "RIGHT", "DOWN_Y", "UP_Y", "STAY", "TASKS", "MarblerEnv",

@@ -27,6 +27,7 @@ from netmarl.envs.robotarium import Robotarium, SimReport, waypoints
 LEFT, RIGHT, DOWN_Y, UP_Y, STAY = range(5)  # MARBLER's order: left, right, up (-y), down (+y), no-op
 ACTION_NAMES = ("-x", "+x", "-y", "+y", "stay")
 WAYPOINT_BOUNDS = (-1.4, 1.4, -0.9, 0.9)  # MARBLER's LEFT, RIGHT, UP, DOWN config values
+_LENGTHS = ("_step", "_radius", "_capacity", "_width", "_dist")  # option names that must be > 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,9 +63,21 @@ class MarblerEnv(Environment):
         return Box(-np.inf, np.inf, (self.obs_dim,))
 
     def _check_common(self) -> None:
+        """Positive counts and lengths, and a layout whose robots fit their spawn areas."""
         for name in ("max_steps", "update_frequency", "control_period"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{self.name}: {name}={getattr(self, name)} must be a positive integer")
+        for f in dataclasses.fields(self):
+            if f.name.endswith(_LENGTHS) and not getattr(self, f.name) > 0:
+                raise ValueError(f"{self.name}: {f.name}={getattr(self, f.name)} must be > 0 (a length "
+                                 "in metres or a capacity)")
+
+    def _check_layout(self) -> None:
+        """Traces a reset: robots that cannot be spawned are refused up front, not at run time."""
+        try:
+            jax.eval_shape(self._init, jax.random.key(0))
+        except ValueError as error:
+            raise ValueError(f"{self.name}: cannot lay out the task: {error}") from None
 
     # --- protocol ----------------------------------------------------------------------------------
 

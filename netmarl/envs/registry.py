@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import typing
 from collections.abc import Callable
 
+from netmarl.config import has_type, type_name
 from netmarl.envs.boxjump import BoxJump
 from netmarl.envs.core import Environment
 from netmarl.envs.lbf import LBF
@@ -118,4 +120,14 @@ def _call(fn, task, kwargs: dict, accepted) -> Environment:
     unknown = sorted(set(kwargs) - set(accepted))
     if unknown:
         raise ValueError(f"unknown environment option(s) {unknown}; accepted: {', '.join(accepted)}")
+    check_option_types(fn, kwargs)
     return fn(**kwargs) if task is None else fn(task, **kwargs)
+
+
+def check_option_types(owner, options: dict) -> None:
+    """Refuses an option whose value does not have the type annotated on `owner` (a class or function)."""
+    hints = typing.get_type_hints(owner)
+    for name, value in options.items():
+        if name in hints and not has_type(value, hints[name]):
+            raise ValueError(f"environment option {name}={value!r} has type {type(value).__name__}; "
+                             f"expected {type_name(hints[name])}")

@@ -7,7 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from netmarl.config import TrainConfig, from_dict
+from netmarl.config import TrainConfig
 from netmarl.envs.render import save_gif
 from netmarl.results.rundir import RunDir
 from netmarl.train.runner import Carry, Trainer
@@ -30,7 +30,7 @@ def load_run(path: str, eval_episodes: int | None = None,
              env_options: dict | None = None) -> tuple[Trainer, Carry, dict]:
     """The trainer and the latest checkpointed carry of a run directory."""
     run = RunDir.open(path)
-    config = from_dict(TrainConfig, run.read_json("config.json"))
+    config = run.read_config()
     trainer = Trainer(eval_config(config, eval_episodes or config.run.eval_episodes, env_options))
     carry, meta = run.load_checkpoint(trainer.init_seeds())
     return trainer, carry, meta

@@ -14,7 +14,7 @@ import numpy as np
 from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
                            TimeRemainingColumn)
 
-from netmarl.config import TrainConfig, from_dict, to_dict
+from netmarl.config import TrainConfig, to_dict
 from netmarl.results.rundir import RunDir, eval_curve, marl_eval_export
 from netmarl.train.runner import Carry, ChunkStats, Trainer
 
@@ -24,6 +24,7 @@ def train(config: TrainConfig, stop_after: int | None = None) -> RunDir:
 
     `stop_after`: stop after this evaluation point, as if killed (tests and staged runs).
     """
+    trainer_for(config)  # refuses a bad config before anything is written
     return _execute(RunDir.create(_run_path(config), to_dict(config)), config, stop_after)
 
 
@@ -31,7 +32,7 @@ def resume(path: str, total_steps: int | None = None, progress: bool | None = No
            stop_after: int | None = None) -> RunDir:
     """Continues a run from its latest checkpoint with its saved config (optionally a new budget)."""
     run = RunDir.open(path)
-    config = from_dict(TrainConfig, run.read_json("config.json"))
+    config = run.read_config()
     changes = {k: v for k, v in (("total_steps", total_steps), ("progress", progress)) if v is not None}
     config = dataclasses.replace(config, run=dataclasses.replace(config.run, **changes))
     if changes.get("total_steps") is not None:
@@ -49,6 +50,7 @@ def _execute(run: RunDir, config: TrainConfig, stop_after: int | None) -> RunDir
             until = min(point * config.run.eval_interval, config.run.total_steps)
             tic = time.perf_counter()
             carry, stats = trainer.run_chunk(carry, jnp.int32(until))
+            _check_finite(stats, run, point, until, config.run.seed)
             records = _records(trainer, carry, point, stats, config.run.seed)
             elapsed += time.perf_counter() - tic
             run.append_metrics(records)
@@ -57,6 +59,23 @@ def _execute(run: RunDir, config: TrainConfig, stop_after: int | None) -> RunDir
     if point >= points:
         _finish(run, config, elapsed)
     return run
+
+
+class TrainingDiverged(ValueError):
+    """A chunk produced a NaN or infinite training statistic (loss, gradient norm, ...)."""
+
+
+def _check_finite(stats: ChunkStats, run: RunDir, point: int, until: int, first_seed: int) -> None:
+    """Stops the run, before anything of the chunk is saved, if any statistic is NaN or inf."""
+    for name, value in (stats.learn._asdict() | {"train_return": stats.return_sum}).items():
+        bad = ~np.isfinite(np.asarray(value))
+        if bad.any():
+            seeds = [first_seed + int(s) for s in np.flatnonzero(np.atleast_1d(bad))]
+            raise TrainingDiverged(
+                f"training diverged: {name} is {np.asarray(value).ravel()[np.flatnonzero(bad.ravel())[0]]}"
+                f" for seed(s) {seeds} in the chunk ending at env step {until} (evaluation point "
+                f"{point}); the last good checkpoint (point {point - 1}) is kept in {run.path} — lower "
+                "algo.lr or set algo.grad_clip, then start a new run")
 
 
 def trainer_for(config: TrainConfig) -> Trainer:
@@ -81,6 +100,7 @@ def _start(trainer: Trainer, run: RunDir, first_seed: int) -> tuple[Carry, int, 
         carry, meta = run.load_checkpoint(carry)
         run.truncate_metrics(meta["point"])
         return carry, meta["point"], meta["elapsed"]
+    run.truncate_metrics(-1)  # a start killed before its first checkpoint may have left records
     run.append_metrics(_records(trainer, carry, 0, None, first_seed))
     run.save_checkpoint(carry, 0, {"elapsed": 0.0})
     return carry, 0, 0.0

@@ -20,7 +20,7 @@ import jax.numpy as jnp
 
 from netmarl.algos.value.learner import LearnerState, LearnMetrics
 from netmarl.algos.value.pairvdn import make_learner
-from netmarl.config import TrainConfig
+from netmarl.config import TrainConfig, check
 from netmarl.envs import make, select_tree
 from netmarl.train.replay import (Episode, ReplayState, add_episodes, add_episodes_seeds, init_replay,
                                   sample_episodes, sample_transitions, shuffled_pass, stored_transitions,
@@ -210,17 +210,12 @@ def _loop_over_seeds(fn, in_axes, *args):
 
 
 def _check_run(config: TrainConfig) -> None:
-    run = config.run
-    if run.seed_mode not in ("vmap", "loop"):
-        raise ValueError(f"run.seed_mode={run.seed_mode!r}; accepted: vmap, loop")
-    for name in ("total_steps", "seeds", "num_envs", "eval_interval", "eval_episodes"):
-        if getattr(run, name) < 1:
-            raise ValueError(f"run.{name}={getattr(run, name)} must be a positive integer")
+    check(config)  # types and ranges of every field (netmarl/config.py)
     comm = config.algo.comm
     if comm.exchange != "sync" or comm.loss != 0.0:
         raise ValueError(f"algo.comm.exchange={comm.exchange!r} with algo.comm.loss={comm.loss} is for "
                          "the MPI runtime (netmarl agent); the in-process simulator exchanges no "
                          "messages and accepts only algo.comm.exchange=sync, algo.comm.loss=0")
-    if config.algo.buffer_size % run.num_envs:
+    if config.algo.buffer_size % config.run.num_envs:
         raise ValueError(f"algo.buffer_size={config.algo.buffer_size} must be a multiple of "
-                         f"run.num_envs={run.num_envs} (episodes are written in blocks of num_envs)")
+                         f"run.num_envs={config.run.num_envs} (episodes are written in blocks of num_envs)")

@@ -19,7 +19,7 @@ import optax
 
 from netmarl.algos.value.team_td import get_team_td, surrogate_loss
 from netmarl.comm import is_connected, make_schedule, with_gradient_tracking
-from netmarl.config import AlgoConfig
+from netmarl.config import AlgoConfig, check
 from netmarl.envs.core import Environment
 from netmarl.nets.agents import AgentNet, apply_agents, init_agents, make_agent_net, with_agent_ids
 from netmarl.nets.mixers import make_qmix
@@ -326,30 +326,15 @@ def update_reward_stats(stats: RewardStats, r: Array, filled: Array) -> RewardSt
 
 
 def _check_algo(c: AlgoConfig) -> None:
-    if c.reward_shares not in ("env", "equal"):
-        raise ValueError(f"algo.reward_shares={c.reward_shares!r}; accepted: env, equal")
-    if not 0.0 < c.target_tau <= 1.0:
-        raise ValueError(f"algo.target_tau={c.target_tau} must be in (0, 1]")
-    for name in ("batch_size", "buffer_size", "target_update_interval", "updates_per_iteration"):
-        if getattr(c, name) < 1:
-            raise ValueError(f"algo.{name}={getattr(c, name)} must be a positive integer")
+    """Cross-field rules; types, ranges and choices of single fields are checked by config.check."""
+    check(c, "algo.")
     if c.gradient_tracking and c.shared_params:
         raise ValueError("algo.gradient_tracking needs separate parameters per agent "
                          "(algo.shared_params=false): it emulates sharing without a server")
-    for name, accepted in (("optimizer", ("adam", "sgd")), ("replay_unit", ("episode", "transition"))):
-        if getattr(c, name) not in accepted:
-            raise ValueError(f"algo.{name}={getattr(c, name)!r}; accepted: {', '.join(accepted)}")
     if c.replay_unit == "transition" and c.agent != "mlp":
         raise ValueError(f"algo.replay_unit=transition needs feed-forward agents (algo.agent=mlp), "
                          f"got algo.agent={c.agent!r}: recurrent agents learn from whole episodes")
     if c.epoch_pass and c.replay_unit != "transition":
         raise ValueError("algo.epoch_pass=true needs algo.replay_unit=transition")
-    if c.gt_optimizer not in ("sgd", "adam") or c.gt_combine not in ("atc", "cta"):
-        raise ValueError(f"algo.gt_optimizer={c.gt_optimizer!r} (accepted: sgd, adam), "
-                         f"algo.gt_combine={c.gt_combine!r} (accepted: atc, cta)")
-    if c.comm.rounds < 1:
-        raise ValueError(f"algo.comm.rounds={c.comm.rounds} must be a positive integer")
     if c.replay_unit == "episode" and c.batch_size > c.buffer_size:
         raise ValueError(f"algo.batch_size={c.batch_size} exceeds algo.buffer_size={c.buffer_size}")
-    if not 0.0 <= c.gamma <= 1.0:
-        raise ValueError(f"algo.gamma={c.gamma} must be in [0, 1]")

@@ -1,0 +1,127 @@
+"""Calibrates the default suite's learning checks: each check's statistic over many seeds, for the
+correct learner and for broken ones, so that thresholds are set where a correct learner fails with
+probability < 1/1000 and a broken one always fails (docs/testing.md).
+
+    python benchmarks/calibrate_tests.py [--seeds 100]     # -> docs/results/test_calibration.md
+
+A check's margin is reported as z = (threshold - mean) / sd over seeds (one-sided normal tail:
+z > 3.1 is P < 1e-3), next to the worst seed; broken variants: the same training with a learning
+rate of 1e-30 (gradients that do nothing) and with the wrong team TD.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import time
+from pathlib import Path
+from typing import Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from netmarl.train.runner import Trainer  # noqa: E402
+from tests.helpers import joint_q_table, matrix_config  # noqa: E402
+from tests.test_matrix_learning import LINEAR, MONOTONIC  # noqa: E402
+
+VDN_MONOTONIC = np.array([[-2.5, 2.5], [2.5, 7.5]])  # least squares by a sum under uniform data
+
+
+class Check(NamedTuple):
+    test: str  # the test that uses it
+    game: str
+    team_td: str
+    algo: dict  # other algorithm settings of the test
+    statistic: Callable  # (trainer, carry of one seed) -> float (an error; pass: below threshold)
+    threshold: float
+    wrong_team_td: str  # a broken credit assignment the check must catch
+
+
+def _table_error(target):
+    return lambda trainer, carry: float(np.abs(joint_q_table(trainer, carry) - target).max())
+
+
+def _greedy_miss(joint):
+    """0 if the greedy joint action of Q_tot is `joint`, else 1."""
+    def statistic(trainer, carry):
+        _, ts = trainer.env.reset(jax.random.key(0))
+        actions, _ = trainer.learner.act(carry.learner.params, ts.obs, trainer.learner.initial_hidden(),
+                                         ts.avail, jnp.float32(0.0), jax.random.key(1))
+        return float(tuple(int(a) for a in actions) != joint)
+    return statistic
+
+
+def _q11_error(trainer, carry):
+    return float(abs(joint_q_table(trainer, carry)[1, 1] - MONOTONIC[1, 1]))
+
+
+CHECKS = {
+    "vdn fits linear (max |Q_tot - R|)": Check(
+        "test_matrix_learning::test_vdn_fits_the_linear_game_exactly", "linear", "vdn", {},
+        _table_error(LINEAR), 0.2, "iql"),
+    "qmix fits monotonic (|Q_tot(B,B) - 10|)": Check(
+        "test_matrix_learning::test_qmix_recovers_monotonic_game_where_vdn_cannot", "monotonic", "qmix",
+        {}, _q11_error, 0.5, "vdn"),
+    "vdn on monotonic = least squares (max |Q_tot - LS|)": Check(
+        "test_matrix_learning::test_qmix_recovers_monotonic_game_where_vdn_cannot", "monotonic", "vdn",
+        {}, _table_error(VDN_MONOTONIC), 0.3, "iql"),
+    "vdn on climbing: greedy (C,C) (miss)": Check(
+        "test_matrix_learning::test_vdn_misses_the_climbing_optimum", "climbing", "vdn", {},
+        _greedy_miss((2, 2)), 0.5, "iql"),
+    "pairvdn on cycle-climbing-3: greedy (A,A,A) (miss)": Check(
+        "test_pairvdn::test_pairvdn_finds_the_optimum_of_a_pairwise_cycle_game_where_vdn_does_not",
+        "cycle-climbing-3", "pairvdn", {"steps": 4000, "shared_params": True}, _greedy_miss((0, 0, 0)),
+        0.5, "vdn"),
+}
+
+
+def per_seed(check: Check, seeds: int, **change) -> np.ndarray:
+    """The check's statistic for seeds 0 .. seeds-1 (vmapped), with `change` to the algorithm."""
+    algo = {**check.algo, **change}
+    team_td = algo.pop("team_td", check.team_td)
+    if team_td != "pairvdn":
+        algo.pop("shared_params", None)
+    config = matrix_config(check.game, team_td, **algo)
+    config = dataclasses.replace(config, run=dataclasses.replace(config.run, seeds=seeds))
+    trainer = Trainer(config)
+    carry, _ = trainer.run_chunk(trainer.init_seeds(), jnp.int32(config.run.total_steps))
+    return np.array([check.statistic(trainer, jax.tree.map(lambda x, s=s: x[s], carry))
+                     for s in range(seeds)])
+
+
+def row(name: str, check: Check, seeds: int) -> str:
+    good = per_seed(check, seeds)
+    frozen = per_seed(check, min(seeds, 20), lr=1e-30)
+    wrong = per_seed(check, min(seeds, 20), team_td=check.wrong_team_td)
+    z = (check.threshold - good.mean()) / max(good.std(), 1e-12)
+    return (f"| {name} | < {check.threshold:g} | {good.mean():.3f} ± {good.std():.3f} | {good.max():.3f} | "
+            f"{(good < check.threshold).mean():.0%} | {z:.1f} | {frozen.min():.3f} "
+            f"({(frozen < check.threshold).mean():.0%}) | {check.wrong_team_td}: {wrong.min():.3f} "
+            f"({(wrong < check.threshold).mean():.0%}) | `{check.test}` |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=100)
+    parser.add_argument("--out", default="docs/results/test_calibration.md")
+    args = parser.parse_args()
+    tic = time.perf_counter()
+    rows = [row(name, check, args.seeds) for name, check in CHECKS.items()]
+    head = ("| check (statistic) | pass if | correct: mean ± sd | worst seed | correct seeds passing | "
+            "z | lr 1e-30: best (passing) | wrong team TD: best (passing) | test |\n"
+            "|---|---|---|---|---|---|---|---|---|")
+    text = (f"# Calibration of the default suite's learning checks\n\n"
+            f"`python benchmarks/calibrate_tests.py --seeds {args.seeds}` ({time.strftime('%Y-%m-%d')}, "
+            f"{time.perf_counter() - tic:.0f} s). Correct learner: {args.seeds} seeds (vmapped); broken "
+            f"learners: {min(args.seeds, 20)} seeds each. z = (threshold − mean) / sd: the one-sided "
+            "normal tail is < 1e-3 for z > 3.1. For the 0/1 statistics (greedy joint action missed) z "
+            "is not meaningful: the worst seed and the passing fraction say it.\n\n" + head + "\n"
+            + "\n".join(rows) + "\n")
+    Path(args.out).write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
