@@ -68,14 +68,14 @@ class TrainingDiverged(ValueError):
 def _check_finite(stats: ChunkStats, run: RunDir, point: int, until: int, first_seed: int) -> None:
     """Stops the run, before anything of the chunk is saved, if any statistic is NaN or inf."""
     for name, value in (stats.learn._asdict() | {"train_return": stats.return_sum}).items():
-        bad = ~np.isfinite(np.asarray(value))
+        value = np.atleast_1d(np.asarray(value))  # [seeds]
+        bad = ~np.isfinite(value)
         if bad.any():
-            seeds = [first_seed + int(s) for s in np.flatnonzero(np.atleast_1d(bad))]
             raise TrainingDiverged(
-                f"training diverged: {name} is {np.asarray(value).ravel()[np.flatnonzero(bad.ravel())[0]]}"
-                f" for seed(s) {seeds} in the chunk ending at env step {until} (evaluation point "
-                f"{point}); the last good checkpoint (point {point - 1}) is kept in {run.path} — lower "
-                "algo.lr or set algo.grad_clip, then start a new run")
+                f"training diverged: {name} is {value[bad][0]} for seed(s) "
+                f"{[first_seed + int(s) for s in np.flatnonzero(bad)]} in the chunk ending at env step "
+                f"{until} (evaluation point {point}); the last good checkpoint (point {point - 1}) is "
+                f"kept in {run.path} — lower algo.lr or set algo.grad_clip, then start a new run")
 
 
 def trainer_for(config: TrainConfig) -> Trainer:
