@@ -29,7 +29,9 @@ ALGOS = ["maa2c", "pac"]
 # The lecture's setting: each agent learns from its own payoff (matrix games share R equally; the
 # stag hunt pays each player its own entry), Pareto-AC's entropy annealed over 80 % of the budget
 # (EPyMARL: 80 % of t_max).
-SHARED = ["algo.reward_shares=env"]
+# Seeds run one after another (run.seed_mode=loop): 10 vmapped seeds of these tiny games hung in a
+# futex wait inside XLA on this machine's jax (DESIGN.md's known vmapped-seed deadlock).
+SHARED = ["algo.reward_shares=env", "run.seed_mode=loop"]
 
 
 def overrides(game: str, algo: str, seeds: int, steps: int, root: Path) -> list[str]:
