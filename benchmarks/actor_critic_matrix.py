@@ -72,7 +72,7 @@ def report(root: Path, seeds: int, steps: int, out: Path, wall: float) -> str:
              "to the Pareto-optimal (A, A) = 11. The stag hunt's Pareto-optimal equilibrium is (A, A) = 4",
              "per player (the risk-dominant one (B, B) = 2).", "",
              f"Command: `python benchmarks/actor_critic_matrix.py --seeds {seeds} --steps {steps}` "
-             f"({steps:,} env steps per seed, {seeds} seeds vmapped per cell; {wall:.0f} s of training "
+             f"({steps:,} env steps per seed, {seeds} seeds per cell, one after another; {wall:.0f} s of training "
              "on this shared machine, re-runs only read the runs). Algorithms: `algo=maa2c` and `algo=pac` "
              f"with EPyMARL's defaults and `{' '.join(SHARED)}` (each agent learns from its own payoff); "
              "Pareto-AC's entropy bonus anneals from 20 to 0.01 over 80 % of the budget; MAA2C's entropy "
