@@ -45,10 +45,42 @@ class CommConfig:
 
 
 @dataclass
+class PolicyConfig:
+    """The on-policy actor-critic learner (read only when algo.family = policy; docs/algorithms.md).
+
+    Algorithms differ in three registered pieces (netmarl/algos/policy/): what the critic sees, how
+    the advantage is formed, and the policy loss."""
+
+    critic_input: str = "local"  # local: o_i (IA2C, IPPO) | state: s (MAA2C, MAPPO) | joint_obs:
+    #   all o_j | joint_action: s, o_i and a_-i, an action-value critic Q_i(., a_-i)[a_i] (COMA, PAC)
+    advantage: str = "td"  # td: n-step return - V | gae: GAE(lambda) | coma: counterfactual
+    #   baseline | pareto: optimistic joint action (Pareto-AC); coma/pareto need critic_input=joint_action
+    policy_loss: str = "a2c"  # a2c: -A log pi | ppo: clipped surrogate over epochs and minibatches
+    critic_net: str = "mlp"  # critic network: mlp | gru (over the critic inputs' history)
+    n_step: int = 5  # steps of the n-step critic targets (EPyMARL's q_nstep), within an episode
+    gae_lambda: float = 0.95  # lambda of GAE (advantage=gae)
+    entropy_coef: float = 0.001  # entropy bonus coefficient (the final one when annealed)
+    entropy_start: float | None = None  # if set: the coefficient anneals linearly from this ...
+    entropy_anneal_steps: int = 0  # ... to entropy_coef over this many env steps (Pareto-AC)
+    epochs: int = 1  # passes over each iteration's episodes (PPO: 4)
+    minibatches: int = 1  # minibatches of whole episodes per pass (must divide run.num_envs)
+    clip_eps: float = 0.2  # PPO ratio clip epsilon
+    value_norm: bool = False  # critic learns standardised targets (running mean / std of targets)
+    max_joint_actions: int = 4096  # advantage=pareto enumerates the A^(N-1) joint actions a_-i of
+    #   the others exactly; refused above this many (see docs/algorithms.md)
+
+
+@dataclass
 class AlgoConfig:
-    """One Q-learner; algorithms differ in `team_td` (and parameter sharing). EPyMARL-like defaults."""
+    """One Q-learner (family=value; algorithms differ in `team_td` and parameter sharing) or one
+    actor-critic learner (family=policy; the pieces are in `policy`). EPyMARL-like defaults.
+
+    Fields read by both families: name, family, shared_params, agent (the actor under policy),
+    hidden, layers, lr, grad_clip, gamma, target_update_interval / target_tau (the critic's target),
+    standardise_rewards, reward_shares, optimizer, bootstrap_truncation."""
 
     name: str = "vdn"  # display name of the algorithm (used in run ids and tables)
+    family: str = "value"  # value: the Q-learner (algos/value) | policy: actor-critic (algos/policy)
     team_td: str = "vdn"  # how each agent's team TD is formed: iql | vdn | qmix (see algos/value/team_td.py)
     shared_params: bool = False  # one parameter set for all agents, one-hot agent ids appended
     agent: str = "gru"  # agent network: gru | mlp
@@ -67,6 +99,7 @@ class AlgoConfig:
     eps_anneal_steps: int = 50_000  # ... over this many env steps
     standardise_rewards: bool = False  # divide rewards by a running std (and centre them)
     reward_shares: str = "env"  # env: per-agent rewards of the env | equal: team reward / N each
+    #   | team: every agent learns from the team reward R (EPyMARL's common reward; policy family only)
     updates_per_iteration: int = 1  # learner updates per collection iteration (num_envs episodes)
     replay_unit: str = "episode"  # episode: minibatches of whole episodes | transition: of single
     #   transitions (feed-forward agents only; batch_size then counts transitions)
@@ -80,6 +113,7 @@ class AlgoConfig:
     gt_combine: str = "atc"  # atc: ω_i <- Σ_j α_ij (ω_j - η z_j) | cta: eq. 4d as printed (see docs)
     mixer: MixerConfig = field(default_factory=MixerConfig)
     comm: CommConfig = field(default_factory=CommConfig)
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
 
 
 @dataclass
@@ -129,13 +163,18 @@ RANGES: dict[str, str] = {
     "algo.mixer.embed": "[1, inf)", "algo.mixer.hyper_hidden": "[0, inf)",
     "algo.comm.p_drop": "[0, 1)", "algo.comm.rounds": "[1, inf)", "algo.comm.num_edges": "[0, inf)",
     "algo.comm.loss": "[0, 1)", "algo.comm.patience": "(0, inf)",
+    "algo.policy.n_step": "[1, inf)", "algo.policy.gae_lambda": "[0, 1]",
+    "algo.policy.entropy_coef": "[0, inf)", "algo.policy.entropy_start": "[0, inf)",
+    "algo.policy.entropy_anneal_steps": "[0, inf)", "algo.policy.epochs": "[1, inf)",
+    "algo.policy.minibatches": "[1, inf)", "algo.policy.clip_eps": "(0, inf)",
+    "algo.policy.max_joint_actions": "[1, inf)",
     "run.total_steps": "[1, inf)", "run.seeds": "[1, inf)", "run.seed": "[0, inf)",
     "run.num_envs": "[1, inf)", "run.eval_interval": "[1, inf)", "run.eval_episodes": "[1, inf)",
 }
 # dotted field -> accepted values (names checked by a registry, e.g. algo.team_td, are not here)
 CHOICES: dict[str, tuple[str, ...]] = {
-    "algo.agent": ("gru", "mlp"), "algo.optimizer": ("adam", "sgd"),
-    "algo.reward_shares": ("env", "equal"), "algo.replay_unit": ("episode", "transition"),
+    "algo.family": ("value", "policy"), "algo.agent": ("gru", "mlp"), "algo.optimizer": ("adam", "sgd"),
+    "algo.reward_shares": ("env", "equal", "team"), "algo.policy.critic_net": ("mlp", "gru"), "algo.replay_unit": ("episode", "transition"),
     "algo.gt_optimizer": ("sgd", "adam"), "algo.gt_combine": ("atc", "cta"),
     "algo.mixer.activation": ("elu", "relu"), "algo.comm.exchange": ("sync", "async"),
     "algo.comm.mode": ("dropout", "edges"), "run.seed_mode": ("vmap", "loop"),

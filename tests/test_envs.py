@@ -47,6 +47,8 @@ def test_contract_vmap_1024_jit_determinism(name):
     ts0, tr = run(jax.random.key(0))
     assert ts0.obs.shape == (1024, n, env.obs_dim) and ts0.obs.dtype == jnp.float32
     assert ts0.state.shape == (1024, env.state_dim)
+    # the global state (centralised critics, mixers) is finite and changes with a step
+    assert np.isfinite(np.asarray(tr.state)).all() and np.any(np.asarray(tr.state[0] != ts0.state))
     assert ts0.avail.shape == (1024, n, a) and ts0.avail.dtype == jnp.bool_
     assert tr.reward.shape == (10, 1024, n) and tr.team_reward.shape == (10, 1024)
     np.testing.assert_allclose(tr.reward.sum(-1), tr.team_reward, rtol=1e-5, atol=1e-6)

@@ -6,19 +6,24 @@ import jax
 import numpy as np
 import pytest
 
-from netmarl.config import AlgoConfig, EnvConfig, RunConfig, TrainConfig
+from netmarl.config import AlgoConfig, EnvConfig, PolicyConfig, RunConfig, TrainConfig
 from netmarl.train.evaluate import evaluate_run, load_run
 from netmarl.train.loop import resume, train
 
 TINY_ENV = EnvConfig("lbf:Foraging-5x5-2p-1f", {"max_steps": 10})
 TINY_ALGO = AlgoConfig(agent="gru", hidden=16, buffer_size=64, batch_size=8, eps_anneal_steps=1000,
                        target_update_interval=10)
+# MAPPO-like: GRU actor, state critic, PPO with 2 epochs of 2 minibatches (shuffled), 4 envs
+TINY_POLICY = AlgoConfig(name="mappo", family="policy", agent="gru", hidden=16, reward_shares="team",
+                         target_update_interval=1, target_tau=0.01, standardise_rewards=True,
+                         policy=PolicyConfig(critic_input="state", policy_loss="ppo", epochs=2,
+                                             minibatches=2, value_norm=True))
 
 
-def tiny(tmp_path, run_id, **run) -> TrainConfig:
+def tiny(tmp_path, run_id, algo=TINY_ALGO, **run) -> TrainConfig:
     defaults = dict(total_steps=1500, eval_interval=500, eval_episodes=4, seeds=2, dir=str(tmp_path),
-                    id=run_id, progress=False)
-    return TrainConfig(algo=TINY_ALGO, env=TINY_ENV, run=RunConfig(**{**defaults, **run}))
+                    id=run_id, progress=False, num_envs=1 if algo.family == "value" else 4)
+    return TrainConfig(algo=algo, env=TINY_ENV, run=RunConfig(**{**defaults, **run}))
 
 
 def _params(path):
@@ -56,9 +61,10 @@ def test_vmapped_seeds_equal_looped_seeds(tmp_path):
         np.testing.assert_allclose(x, y, rtol=1e-4, atol=1e-5)
 
 
-def test_killed_and_resumed_run_equals_uninterrupted(tmp_path):
-    whole = train(tiny(tmp_path, "whole"))
-    first = train(tiny(tmp_path, "part"), stop_after=1)  # as if killed after evaluation point 1
+@pytest.mark.parametrize("algo", [TINY_ALGO, TINY_POLICY], ids=["value", "policy"])
+def test_killed_and_resumed_run_equals_uninterrupted(tmp_path, algo):
+    whole = train(tiny(tmp_path, "whole", algo))
+    first = train(tiny(tmp_path, "part", algo), stop_after=1)  # as if killed after evaluation point 1
     assert not (first.path / "summary.json").exists()
     with open(first.path / "metrics.jsonl", "a") as f:  # a line written after the last checkpoint
         f.write(json.dumps({"point": 2, "seed": 0}) + "\n")

@@ -88,6 +88,20 @@ def apply_agents(net: AgentNet, params, obs: Array, h: Array, shared: bool):
     return jax.vmap(net.apply, in_axes=(None if shared else 0, 0, 0))(params, obs, h)
 
 
+def apply_sequence(net: AgentNet, params, inputs: Array, shared: bool) -> Array:
+    """Outputs along one episode: inputs [T+1, N, D] -> [T+1, N, A] (a GRU unrolled from zero; a
+    feed-forward net applies to all time steps in one batched call)."""
+    h0 = jnp.zeros((inputs.shape[1], net.hidden_dim))
+
+    def step(h, x):
+        out, h = apply_agents(net, params, x, h, shared)
+        return h, out
+
+    if not net.recurrent:
+        return jax.vmap(step, (None, 0))(h0, inputs)[1]
+    return jax.lax.scan(step, h0, inputs)[1]
+
+
 def with_agent_ids(obs: Array) -> Array:
     """Appends one-hot agent ids: [..., N, O] -> [..., N, O + N]."""
     n = obs.shape[-2]

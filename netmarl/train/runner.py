@@ -5,27 +5,27 @@
     carry, stats = trainer.run_chunk(carry, until)    # jitted: iterate until env_steps >= until
     returns = trainer.evaluate(carry)                 # greedy returns [seeds, eval_episodes]
 
-One iteration collects one episode in each of `num_envs` environments (ε-greedy), adds them to the
-replay buffer and, once the buffer holds a minibatch, performs `updates_per_iteration` learner updates.
+One iteration collects one episode in each of `num_envs` environments and learns; what collecting,
+storing and learning mean is the learner family's (train/families.py, algo.family): the Q-learner
+(ε-greedy episodes into a replay buffer, `updates_per_iteration` minibatch updates once it holds a
+minibatch) or the actor-critic learner (episodes sampled from the policies, learnt from on-policy).
 Seeds are a vmapped leading axis (or a Python loop over seeds: `run.seed_mode=loop`). The host loop
 between chunks (train/loop.py) evaluates, logs, checkpoints and advances the progress bar.
 """
 from __future__ import annotations
 
 import functools
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 
-from netmarl.algos.value.learner import LearnerState, LearnMetrics
-from netmarl.algos.value.pairvdn import make_learner
+from netmarl.algos.value.learner import LearnMetrics
 from netmarl.config import TrainConfig, check
 from netmarl.envs import make, select_tree
-from netmarl.train.replay import (Episode, ReplayState, add_episodes, add_episodes_seeds, init_replay,
-                                  sample_episodes, sample_transitions, shuffled_pass, stored_transitions,
-                                  transitions_at)
-from netmarl.train.rollout import collect_episode, episode_return, evaluate
+from netmarl.train.families import make_family
+from netmarl.train.replay import Episode
+from netmarl.train.rollout import episode_return, evaluate
 
 Array = jax.Array
 
@@ -33,8 +33,8 @@ Array = jax.Array
 class Carry(NamedTuple):
     """Everything a run needs to continue: checkpointing it makes the run resumable."""
 
-    learner: LearnerState
-    replay: ReplayState
+    learner: Any  # the family's learner state: LearnerState (value) | PolicyState (policy)
+    replay: Any  # the family's buffer: ReplayState (value) | () (policy: on-policy, no buffer)
     key: Array  # [2] uint32, the training key stream
     eval_key: Array  # [2] uint32, fixed; evaluation point k uses fold_in(eval_key, k)
     env_steps: Array  # [] int32, env steps collected (episode steps, not padding)
@@ -47,23 +47,24 @@ class ChunkStats(NamedTuple):
     episodes: Array  # []
     return_sum: Array  # [] sum of training episodes' team returns
     updates: Array  # []
-    learn: LearnMetrics  # sums of the learner's metrics over the updates
+    learn: Any  # sums of the learner's metrics over the updates (the family's metrics NamedTuple)
 
 
-def _zero_stats() -> ChunkStats:
+def _zero_stats(metrics=LearnMetrics) -> ChunkStats:
     zero = jnp.float32(0.0)
-    return ChunkStats(zero, zero, zero, LearnMetrics(*(zero for _ in LearnMetrics._fields)))
+    return ChunkStats(zero, zero, zero, metrics(*(zero for _ in metrics._fields)))
 
 
 class Trainer:
-    """Static parts of a run (environment, learner, sizes); all state lives in a Carry."""
+    """Static parts of a run (environment, learner family, sizes); all state lives in a Carry."""
 
     def __init__(self, config: TrainConfig):
         _check_run(config)
         self.config = config
         self.env = make(config.env.name, **config.env.options)
         self.eval_env = make(config.env.name, **{**config.env.options, **config.env.eval_options})
-        self.learner = make_learner(config.algo, self.env)
+        self.family = make_family(config, self.env)
+        self.learner = self.family.learner
         if config.run.seed_mode == "vmap":
             self.run_chunk = jax.jit(self._run_chunk_vmapped)
         else:
@@ -87,30 +88,26 @@ class Trainer:
         """The initial carry of one seed (vmap it over seed keys)."""
         k_learner, k_train, k_eval = jax.random.split(key, 3)
         learner = self.learner.init(k_learner)
-        example = collect_episode(self.env, self.learner, learner.params, jnp.float32(1.0), key)
-        replay = init_replay(jax.tree.map(jnp.zeros_like, example), self.config.algo.buffer_size)
-        return Carry(learner, replay, k_train, k_eval, jnp.int32(0), jnp.int32(0))
+        buffer = self.family.init_buffer(learner, key)
+        return Carry(learner, buffer, k_train, k_eval, jnp.int32(0), jnp.int32(0))
 
     def iteration(self, carry: Carry, stats: ChunkStats, active: Array = True):
         """One seed: collect `num_envs` episodes, store them, learn."""
         episodes = self.collect(carry)
-        replay = add_episodes(carry.replay, episodes, active)
+        replay = self.family.store(carry.replay, episodes, active)
         return self.advance(carry, replay, episodes, stats, active)
 
     def collect(self, carry: Carry) -> Episode:
-        """`num_envs` ε-greedy episodes (leaves [E, ...]) with the current parameters."""
+        """`num_envs` episodes (leaves [E, ...]) with the current parameters."""
         _, k_collect, _ = _iteration_keys(carry.key)
-        collect = jax.vmap(collect_episode, (None, None, None, None, 0))
-        return collect(self.env, self.learner, carry.learner.params,
-                       self.learner.epsilon(carry.env_steps),
-                       jax.random.split(k_collect, self.config.run.num_envs))
+        return self.family.collect(carry.learner, carry.env_steps, k_collect)
 
-    def advance(self, carry: Carry, replay: ReplayState, episodes: Episode, stats: ChunkStats,
-                active: Array):
-        """Learns from the updated buffer and counts; an inactive seed is left unchanged (its small
-        leaves are selected; its replay write was already a no-op)."""
+    def advance(self, carry: Carry, replay, episodes: Episode, stats: ChunkStats, active: Array):
+        """Learns from the updated buffer (or the episodes) and counts; an inactive seed is left
+        unchanged (its small leaves are selected; its replay write was already a no-op)."""
         key, _, k_learn = _iteration_keys(carry.key)
-        learner, metrics, updates = self.learn_steps(carry.learner, replay, k_learn, carry.env_steps)
+        learner, metrics, updates = self.family.learn(carry.learner, replay, episodes, k_learn,
+                                                      carry.env_steps)
         num = self.config.run.num_envs
         new_carry = Carry(learner, None, key, carry.eval_key,
                           carry.env_steps + episodes.filled.sum(dtype=jnp.int32), carry.episodes + num)
@@ -119,50 +116,10 @@ class Trainer:
         masked = select_tree(active, new_carry, carry._replace(replay=None))
         return masked._replace(replay=replay), select_tree(active, new_stats, stats)
 
-    def learn_steps(self, learner: LearnerState, replay: ReplayState, key: Array, env_steps: Array):
-        """This iteration's updates, kept only once learning has started (a minibatch is stored and
-        `learn_start` env steps were collected).
-
-        Returns (learner, summed LearnMetrics, number of updates kept). A select rather than a
-        `lax.cond`: a cond would copy the replay buffer into its operands on every iteration.
-        """
-        algo = self.config.algo
-        if algo.epoch_pass:
-            updated, metrics, count = self._epoch_pass(learner, replay, key)
-        else:
-            updated, metrics = jax.lax.scan(lambda lrn, k: self.learner.learn(lrn, self._sample(replay, k)),
-                                            learner, jax.random.split(key, algo.updates_per_iteration))
-            metrics, count = jax.tree.map(lambda m: m.sum(), metrics), algo.updates_per_iteration
-        stored = replay.size if algo.replay_unit == "episode" else stored_transitions(replay).sum()
-        ready = (stored >= algo.batch_size) & (env_steps >= algo.learn_start)
-        metrics = LearnMetrics(*(jnp.where(ready, m, 0.0) for m in metrics))
-        return select_tree(ready, updated, learner), metrics, ready * jnp.float32(count)
-
-    def _sample(self, replay: ReplayState, key: Array) -> Episode:
-        """A minibatch: `batch_size` episodes, or transitions (length-1 episodes)."""
-        algo = self.config.algo
-        sample = sample_episodes if algo.replay_unit == "episode" else sample_transitions
-        return sample(replay, key, algo.batch_size)
-
-    def _epoch_pass(self, learner: LearnerState, replay: ReplayState, key: Array):
-        """One shuffled pass over the stored transitions in whole minibatches (PairVDN's epoch)."""
-        size = self.config.algo.batch_size
-        order, batches = shuffled_pass(replay, key, size)
-
-        def update(b, carry):
-            learner, total = carry
-            batch = transitions_at(replay, jax.lax.dynamic_slice(order, (b * size,), (size,)))
-            learner, metrics = self.learner.learn(learner, batch)
-            return learner, jax.tree.map(jnp.add, total, metrics)
-
-        zero = LearnMetrics(*(jnp.float32(0.0) for _ in LearnMetrics._fields))
-        learner, metrics = jax.lax.fori_loop(0, batches, update, (learner, zero))
-        return learner, metrics, batches
-
     def _run_chunk_one(self, carry: Carry, until: Array) -> tuple[Carry, ChunkStats]:
         """One seed: iterates until at least `until` env steps have been collected."""
         return jax.lax.while_loop(lambda c: c[0].env_steps < until,
-                                  lambda c: self.iteration(*c), (carry, _zero_stats()))
+                                  lambda c: self.iteration(*c), (carry, self.zero_stats()))
 
     def _run_chunk_vmapped(self, carry: Carry, until: Array) -> tuple[Carry, ChunkStats]:
         """All seeds (leading axis): iterate while any seed is short of `until`; seeds that are
@@ -171,11 +128,14 @@ class Trainer:
             carry, stats = c
             active = carry.env_steps < until
             episodes = jax.vmap(self.collect)(carry)
-            replay = add_episodes_seeds(carry.replay, episodes, active)
+            replay = self.family.store_seeds(carry.replay, episodes, active)
             return jax.vmap(self.advance)(carry, replay, episodes, stats, active)
 
-        stats = jax.vmap(lambda _: _zero_stats())(carry.env_steps)
+        stats = jax.vmap(lambda _: self.zero_stats())(carry.env_steps)
         return jax.lax.while_loop(lambda c: jnp.any(c[0].env_steps < until), body, (carry, stats))
+
+    def zero_stats(self) -> ChunkStats:
+        return _zero_stats(self.family.metrics)
 
     def _evaluate(self, carry: Carry, point: Array, epsilon: Array) -> Array:
         """ε-greedy team returns [eval_episodes] at evaluation point `point`."""
@@ -216,6 +176,6 @@ def _check_run(config: TrainConfig) -> None:
         raise ValueError(f"algo.comm.exchange={comm.exchange!r} with algo.comm.loss={comm.loss} is for "
                          "the MPI runtime (netmarl agent); the in-process simulator exchanges no "
                          "messages and accepts only algo.comm.exchange=sync, algo.comm.loss=0")
-    if config.algo.buffer_size % config.run.num_envs:
+    if config.algo.family == "value" and config.algo.buffer_size % config.run.num_envs:
         raise ValueError(f"algo.buffer_size={config.algo.buffer_size} must be a multiple of "
                          f"run.num_envs={config.run.num_envs} (episodes are written in blocks of num_envs)")

@@ -21,7 +21,8 @@ from netmarl.algos.value.team_td import get_team_td, surrogate_loss
 from netmarl.comm import is_connected, make_schedule, with_gradient_tracking
 from netmarl.config import AlgoConfig, check
 from netmarl.envs.core import Environment
-from netmarl.nets.agents import AgentNet, apply_agents, init_agents, make_agent_net, with_agent_ids
+from netmarl.nets.agents import (AgentNet, apply_agents, apply_sequence, init_agents, make_agent_net,
+                                 with_agent_ids)
 from netmarl.nets.mixers import make_qmix
 from netmarl.train.replay import Episode
 
@@ -57,6 +58,14 @@ class LearnMetrics(NamedTuple):
     mean_degree: Array  # [] mean degree of the step's realised graphs
     connected: Array  # [] fraction of the step's realised graphs that are connected
     floats_sent: Array  # [] floats each agent sends per update (TD vectors, and GT's ω and z)
+
+
+def exploration_draws(key: Array, avail: Array, epsilon: Array) -> tuple[Array, Array]:
+    """ε-greedy draws of one step: (explore [N] bool w.p. ε, a uniform available action [N])."""
+    k_explore, k_random = jax.random.split(key)
+    random = jax.random.categorical(k_random, jnp.where(avail, 0.0, -jnp.inf))
+    explore = jax.random.uniform(k_explore, (avail.shape[0],)) < epsilon
+    return explore, random
 
 
 def clip_by_agent_norm(max_norm: float) -> optax.GradientTransformation:
@@ -161,10 +170,7 @@ class QLearner:
         Row i depends only on the key and avail[i] (Gumbel noise drawn for all [N, A] at once), so
         a networked agent computes the joint draws from the shared key and keeps its own row.
         """
-        k_explore, k_random = jax.random.split(key)
-        random = jax.random.categorical(k_random, jnp.where(avail, 0.0, -jnp.inf))
-        explore = jax.random.uniform(k_explore, (self.num_agents,)) < epsilon
-        return explore, random
+        return exploration_draws(key, avail, epsilon)
 
     def epsilon(self, env_steps: Array) -> Array:
         """Linear ε schedule in env steps."""
@@ -176,15 +182,7 @@ class QLearner:
 
     def q_sequence(self, params, obs: Array) -> Array:
         """Q-values along one episode: obs [T+1, N, O] -> q [T+1, N, A] (GRU unrolled from zero)."""
-        obs = self.prepare_obs(obs)
-
-        def step(h, o):
-            q, h = apply_agents(self.net, params, o, h, self.config.shared_params)
-            return h, q
-
-        if not self.net.recurrent:  # feed-forward: all time steps in one batched call
-            return jax.vmap(step, (None, 0))(self.initial_hidden(), obs)[1]
-        return jax.lax.scan(step, self.initial_hidden(), obs)[1]
+        return apply_sequence(self.net, params, self.prepare_obs(obs), self.config.shared_params)
 
     def agent_td(self, q_tm1: Array, a_tm1: Array, r_t: Array, discount_t: Array, q_t: Array,
                  q_t_target: Array, avail_t: Array):

@@ -1,0 +1,61 @@
+"""Learning checks of the actor-critic family: IPPO and MAPPO solve lbf-tiny; Pareto-AC selects the
+Pareto-optimal equilibrium of the climbing game where A2C with a centralised V does not."""
+import collections
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from netmarl.cli import compose
+from netmarl.train.runner import Trainer
+
+LBF_STEPS = 40_000
+
+
+def _train(overrides: list[str], steps: int):
+    trainer = Trainer(compose([*overrides, f"steps={steps}", "run.progress=false"]))
+    carry, _ = trainer.run_chunk(trainer.init_seeds(), jnp.int32(steps))
+    return trainer, carry
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("algo", ["ippo_ns", "mappo_ns"])
+def test_ppo_solves_lbf_tiny(algo):
+    """Greedy evaluation return >= 0.9 on lbf-tiny (Foraging-5x5-2p-1f-coop, T = 50) after 40k env
+    steps, 2 vmapped seeds, EPyMARL's ippo_ns / mappo_ns settings except the entropy coefficient
+    (0.001 instead of 0.01: the greedy policy of a sharper stochastic policy is better).
+
+    NOT YET CALIBRATED (marked slow until it is). Measured so far with mappo_ns at entropy 0.01 on
+    seeds 0-3: the stochastic (training) return is >= 0.99 on every seed from 28k steps, the greedy
+    one 0.66-0.84 at 40k (the greedy policy of a not yet sharp policy loops in some states)."""
+    trainer, carry = _train([f"algo={algo}", "env=lbf-tiny", "seeds=2", "run.eval_episodes=32",
+                             "algo.policy.entropy_coef=0.001"], LBF_STEPS)
+    returns = np.asarray(trainer.evaluate(carry, jnp.int32(1))).mean(-1)  # [seeds]
+    assert returns.min() >= 0.9, returns
+
+
+def _greedy_joints(trainer, carry) -> collections.Counter:
+    _, ts = trainer.env.reset(jax.random.key(0))
+    act = jax.vmap(lambda p: trainer.learner.act(p, ts.obs, trainer.learner.initial_hidden(), ts.avail,
+                                                 0.0, jax.random.key(0))[0])
+    return collections.Counter(tuple(int(a) for a in row) for row in np.asarray(act(carry.learner.params)))
+
+
+@pytest.mark.slow
+def test_pareto_ac_selects_the_climbing_optimum_where_centralised_a2c_does_not():
+    """The lecture's figure: 10 seeds each, 20k env steps, each agent learning from its own payoff.
+    Pareto-AC's greedy joint action is (A, A) = 11 in >= 8 of 10 seeds; MAA2C's is (B, B) = 7 in >= 8
+    (docs/results/actor_critic_matrix.md has the full runs and curves).
+
+    Calibration (seeds 0-9, 20k steps): Pareto-AC (A, A) x 10; MAA2C (entropy 0.1) (B, B) x 10."""
+    common = ["env=matrix-climbing", "seeds=10", "run.seed_mode=loop", "algo.reward_shares=env"]
+    pac = _greedy_joints(*_train(["algo=pac", *common, "algo.policy.entropy_anneal_steps=16000"], 20_000))
+    assert pac[(0, 0)] >= 8, pac
+    a2c = _greedy_joints(*_train(["algo=maa2c", *common, *MAA2C_CLIMBING], 20_000))
+    assert a2c[(1, 1)] >= 8, a2c
+
+
+# EPyMARL's maa2c entropy coefficient 0.01 ends at (C, C) x 5, (B, B) x 4, (C, B) x 1 (10 seeds):
+# the policies turn deterministic before climbing from (C, C) to (B, B); with 0.1: (B, B) x 10.
+MAA2C_CLIMBING = ["algo.policy.entropy_coef=0.1"]
