@@ -175,3 +175,40 @@ def parse_netmarl(run_dir: Path, interval: int) -> list[RunResult]:
         results.append(RunResult(points, mine[-1]["env_steps"], wall, steady_rate(marks),
                                  mine[-1]["updates"], mine[-1]["episodes"]))
     return results
+
+
+# --- the latest measured EPyMARL figure, for the speed documents --------------------------------------
+
+HEADLINE = Path(__file__).resolve().parents[1] / "docs" / "results" / "epymarl_side_by_side.json"
+
+
+class Measured(NamedTuple):
+    """One setting's env-steps/s from the latest side-by-side run (both systems, same run)."""
+
+    setting: str
+    epymarl_whole: float  # whole run (start-up, evaluation and logging included)
+    epymarl_steady: float
+    netmarl_whole: float
+    netmarl_steady: float
+    source: str  # where and when it was measured, for the documents
+
+    @property
+    def ratio_whole(self) -> float:
+        return self.netmarl_whole / self.epymarl_whole
+
+
+def latest_measured(setting: str, path: Path = HEADLINE) -> Measured:
+    """The figures of `setting` (e.g. "vdn_ns-mlp") in the latest benchmarks/epymarl_side_by_side.py
+    run; stops with how to make one if there is none."""
+    if not Path(path).exists():
+        raise SystemExit(f"no measured EPyMARL figure: {path} is missing; run `make side-by-side "
+                         "EPYMARL=<path to epymarl> SIDE_BY_SIDE_ARGS=--quick` first")
+    data = json.loads(Path(path).read_text())
+    if setting not in data["settings"]:
+        raise SystemExit(f"{path} has no setting {setting!r} (it has {', '.join(data['settings'])}); "
+                         f"run benchmarks/epymarl_side_by_side.py with it")
+    row = data["settings"][setting]
+    source = (f"benchmarks/epymarl_side_by_side.py, {data['mode']} mode ({data['seeds']} seeds x "
+              f"{data['budget']['steps']:,} env steps), {data['date']}, {data['cpu']}, {data['cores']} cores")
+    return Measured(setting, row["epymarl_whole"], row["epymarl_steady"], row["netmarl_whole"],
+                    row["netmarl_steady"], source)
