@@ -219,7 +219,9 @@ def parse_args(argv=None):
         [s for s in args.settings if s.name in args.many_seeds.split(",")] if args.many_seeds
         else args.settings[:1])
     args.cores = [int(c) for c in args.cores.split(",")]
-    args.runs = args.runs or ROOT / "runs" / "side_by_side" / ("quick" if quick else "full")
+    custom = any(v is not None for v in (args.steps, args.interval, args.episodes))
+    args.mode = "quick" if quick else ("custom" if custom else "full")
+    args.runs = args.runs or ROOT / "runs" / "side_by_side" / args.mode
     args.venv = args.venv.resolve()
     return args
 
@@ -232,7 +234,8 @@ def main(argv=None) -> None:
         args.epymarl = Path(args.epymarl).resolve()
         tic = time.perf_counter()
         run_all(jobs, args.budget, args)
-        print(f"benchmark wall time {time.perf_counter() - tic:.0f} s", flush=True)
+        args.wall_s = time.perf_counter() - tic
+        print(f"benchmark wall time {args.wall_s:.0f} s", flush=True)
     written = write_report(jobs, args)
     print("wrote " + ", ".join(str(p) for p in written))
 

@@ -152,9 +152,10 @@ def floor_and_profile(done: dict, settings: list[Setting]) -> list[str]:
              "agents, so its physical limit is the update's arithmetic. Floor = updates x FLOPs per "
              "update (XLA's cost analysis) / the best float32 matmul throughput measured on one core "
              "in this run; the fraction is floor / the run's whole wall time (goal: within "
-             f"{FLOOR_GOAL}x, i.e. >= {1 / FLOOR_GOAL:.0%}).", "",
+             f"{FLOOR_GOAL}x, i.e. >= {1 / FLOOR_GOAL:.0%}), and floor / the time the run would take at "
+             "its steady-state pace (start-up and compilation excluded).", "",
              "| setting | MFLOP per update | updates per run | matmul GFLOP/s | floor s | run s | "
-             "floor / run | goal |", "|---|---:|---:|---:|---:|---:|---:|---|"]
+             "floor / run | floor / steady-state run | goal |", "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
     parts = ["## Where a netmarl run's time goes", "",
              "Each part timed in isolation (jitted, one seed, benchmarks/side_by_side_profile.py) and "
              "multiplied by the run's counts (episodes, updates, evaluations); *host and other* is the "
@@ -171,8 +172,9 @@ def floor_and_profile(done: dict, settings: list[Setting]) -> list[str]:
         matmul = p["matmul_flops_per_s"]["max"]
         floor_s = updates * p["update_flops"] / matmul
         ok = "met" if floor_s * FLOOR_GOAL >= wall else "**not met**"
+        steady = mean(r.env_steps / r.steady_rate for r in runs)  # the run at its steady pace
         floor.append(f"| {s.name} | {p['update_flops'] / 1e6:.1f} | {updates:,.0f} | {matmul / 1e9:.1f} | "
-                     f"{floor_s:.1f} | {wall:.1f} | {floor_s / wall:.0%} | {ok} |")
+                     f"{floor_s:.1f} | {wall:.1f} | {floor_s / wall:.0%} | {floor_s / steady:.0%} | {ok} |")
         sec = p["seconds"]
         times = [episodes * sec["env_episode"], episodes * (sec["collect_episode"] - sec["env_episode"]),
                  episodes * sec["replay_write"], updates * (sec["update"] - sec["target"]),
@@ -209,11 +211,12 @@ def write_report(jobs, args) -> list[Path]:
     learn, curves = learning_section(done, args.settings, interval)
     speed, head = throughput_section(done, args.settings)
     out = Path(args.out)
-    mode = "quick" if args.quick else "full"
+    mode = args.mode
     lines = [f"# EPyMARL and netmarl side by side on Foraging-10x10-3p-3f-v3 ({mode} mode)", "",
              f"Measured in one invocation of `benchmarks/epymarl_side_by_side.py`: {args.seeds} seeds x "
              f"{args.budget.steps:,} env steps per setting and system. Regenerate with the command at "
              "the end (finished runs are kept and not re-run).", "",
+             *headline_lines(head, args), "",
              *learn, "", f"![learning curves]({out.stem}.png)", "", *speed, "",
              *many_seeds_section(done, args.settings, head), "",
              *floor_and_profile(done, args.settings), "", *settings_section(args.budget, args.seeds, done),
@@ -229,6 +232,17 @@ def write_report(jobs, args) -> list[Path]:
     if curves:
         written.append(plot(curves, out.with_suffix(".png"), interval))
     return written
+
+
+def headline_lines(head: dict, args) -> list[str]:
+    ratios = ", ".join(f"{name} {row['ratio_whole']:.1f}x (steady {row['ratio_steady']:.1f}x)"
+                       for name, row in head.items())
+    wall = getattr(args, "wall_s", None)
+    lines = [f"- Per run, netmarl / EPyMARL env-steps/s over the whole run: {ratios or 'no runs yet'}."]
+    if wall is not None:
+        lines.append(f"- This invocation took {wall / 60:.1f} min of wall time (runs finished in earlier "
+                     "invocations are not re-run)" + (" (quick mode goal: < 15 min)." if args.quick else "."))
+    return lines
 
 
 def write_csv(done: dict, settings: list[Setting], path: Path, interval: int) -> None:
