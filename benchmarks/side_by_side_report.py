@@ -195,7 +195,11 @@ def settings_section(budget, seeds: int, done: dict) -> list[str]:
             "- EPyMARL: its own `vdn`, `vdn_ns`, `iql` configs with `use_rnn` False (MLP) or True (GRU); "
             "netmarl: the same values (benchmarks/side_by_side_lib.py: NETMARL_ALGOS, NETMARL_COMMON): "
             "one environment, one update per episode on 32 episodes, buffer 5,000 episodes, Adam, "
-            "target every 200, double Q, clip 10, standardised common reward.",
+            "target every 200, double Q, clip 10, standardised common reward. Known differences: "
+            "EPyMARL counts the target period in episodes, netmarl in updates (the first update comes "
+            "after 32 episodes, so netmarl's copies lag by 31 episodes); EPyMARL's running reward "
+            "statistics include the zero padding of episodes that ended early in a batch, netmarl's "
+            "only real steps; the random streams differ (same seed numbers, different generators).",
             "- Scheduling: one process per run pinned to one core (`taskset`), two runs at a time on "
             "the two cores, EPyMARL and netmarl runs interleaved, so both systems ran under the same load.",
             f"- Machine load (1-min load average on {os.cpu_count()} cores) when the runs started: "
