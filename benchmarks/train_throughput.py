@@ -69,8 +69,9 @@ def report(rows: list[dict], steps: int) -> str:
                      f"{ratio} | {r['updates']:.1f} | "
                      f"{r['episode_len']:.1f} | {r['seconds']:.1f} | {r['warmup']:.1f} |")
     lines += ["", "The per-run comparison at identical settings, measured side by side in one run "
-              "(whole run and steady state), is docs/results/epymarl_side_by_side.md; the rows here are "
-              "measured in this process, after the side-by-side run, on the same machine.", "",
+              "(whole run and steady state), is docs/results/epymarl_side_by_side.md, with where a run's "
+              "time goes and its floor (update FLOPs / matmul throughput); the rows here are measured "
+              "in this process, after the side-by-side run.", "",
               "## Settings", "",
               "- lbf-easy = Foraging-10x10-3p-3f, rules `paper`, 50-step time limit; VDN, separate "
               "parameters per agent (EPyMARL vdn_ns), MLP agents 2x64 (first rows), Adam lr 5e-4, "
