@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export XLA_FLAGS := --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1
 export JAX_PLATFORMS := cpu
 
-.PHONY: demo test test-all bench clean
+.PHONY: demo test test-all bench side-by-side clean
 
 $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,12 @@ test-all: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/env_throughput.py
 	$(BIN)/python benchmarks/train_throughput.py
+
+# EPyMARL and netmarl side by side (docs/results/epymarl_side_by_side.md); resumable. EPYMARL=<path to
+# the epymarl folder> (e.g. ../shared/reference/epymarl); its venv .venv-epymarl is made if missing.
+# SIDE_BY_SIDE_ARGS=--quick for 2 seeds x 100k steps (< 15 min).
+side-by-side: $(STAMP)
+	$(BIN)/python benchmarks/epymarl_side_by_side.py --epymarl "$(EPYMARL)" $(SIDE_BY_SIDE_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from report_common import RESULTS, ROOT, per_cell_timing, table_report
+from side_by_side_lib import latest_measured
 
 from netmarl.results.provenance import machine_lines
 
@@ -24,7 +25,6 @@ PAPER = {"lbf-easy": {"iql": (0.81, -0.02, 0.02), "dvdn_gt": (0.89, -0.02, 0.02)
                         "vdn_ps": (0.79, -0.02, 0.02)},
          "lbf-hard": {"iql": (0.43, -0.01, 0.02), "dvdn_gt": (0.52, -0.01, 0.02),
                       "vdn_ps": (0.56, -0.02, 0.02)}}
-EPYMARL_STEPS_PER_S = 195.0  # vdn_ns on Foraging-10x10-3p-3f on this machine (issue reference)
 NAMES = {"iql": "IQL", "dvdn_gt": "DVDN (GT)", "vdn_ps": "VDN (PS)"}
 
 
@@ -35,16 +35,18 @@ def main(folder: str = "runs/reproduce/dvdn-lbf") -> None:
         "The issue asks for IQL < DVDN (GT) ≤ VDN (PS) within the CIs on each task, with DVDN (GT) "
         "closing at least half of the IQL → VDN (PS) gap on at least two tasks.",
         "Mean greedy return over seeds (100 episodes per evaluation), 95 % bootstrap CI bands.")
+    epymarl = latest_measured("vdn_ns-mlp")  # EPyMARL's whole-run rate, measured side by side
     EQUIV.write_text("\n".join([
         "# netmarl against EPyMARL: the DVDN LBF reproduction", "",
         f"- Whole reproduction ({len(runs)} runs of {runs[0].budget:,} env steps): {hours:.2f} h wall time "
         "on this machine (`netmarl reproduce dvdn-lbf --jobs 2`).",
-        f"- EPyMARL at ~{EPYMARL_STEPS_PER_S:.0f} env-steps/s would need "
-        f"{len(runs) * runs[0].budget / EPYMARL_STEPS_PER_S / 3600:,.0f} h of one core for the same runs.",
-        "- Per-run throughput at identical settings (1 env, one update per episode, vdn_ns): "
-        "`benchmarks/train_throughput.py` → `docs/results/train_throughput.md`.", "",
+        f"- EPyMARL `vdn_ns` (MLP) runs at {epymarl.epymarl_whole:,.0f} env-steps/s over a whole run "
+        f"({epymarl.source}); at that rate the same runs would need "
+        f"{len(runs) * runs[0].budget / epymarl.epymarl_whole / 3600:,.0f} h of one core.",
+        "- Per-run throughput at identical settings, measured side by side: "
+        "docs/results/epymarl_side_by_side.md.", "",
         "Per-run throughput in this reproduction (its settings: see docs/results/dvdn_lbf.md):", "",
-        *per_cell_timing(runs, EPYMARL_STEPS_PER_S), "", *machine_lines(), ""]))
+        *per_cell_timing(runs, epymarl.epymarl_whole), "", *machine_lines(), ""]))
     print(f"written: {EQUIV}")
 
 

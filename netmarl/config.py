@@ -98,8 +98,8 @@ class AlgoConfig:
     eps_finish: float = 0.05  # ... to eps_finish ...
     eps_anneal_steps: int = 50_000  # ... over this many env steps
     standardise_rewards: bool = False  # divide rewards by a running std (and centre them)
-    reward_shares: str = "env"  # env: per-agent rewards of the env | equal: team reward / N each
-    #   | team: every agent learns from the team reward R (EPyMARL's common reward; policy family only)
+    reward_shares: str = "env"  # env: per-agent rewards of the env | equal: team reward R / N each
+    #   | team: R for every agent (the DVDN seed's R̄; EPyMARL's common reward) — docs/algorithms.md
     updates_per_iteration: int = 1  # learner updates per collection iteration (num_envs episodes)
     replay_unit: str = "episode"  # episode: minibatches of whole episodes | transition: of single
     #   transitions (feed-forward agents only; batch_size then counts transitions)

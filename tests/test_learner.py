@@ -76,3 +76,11 @@ def test_reward_standardisation_keeps_shares_summing_to_the_standardised_team_re
     np.testing.assert_allclose(learner.reward_shares(r, stats).sum(-1), [1.0], rtol=1e-5)
     equal = _learner(reward_shares="equal")
     np.testing.assert_allclose(equal.reward_shares(r, stats), [[2.0, 2.0]])
+    # team: every agent learns from the whole team reward R = 4 (the DVDN seed's R̄) ...
+    team = _learner(reward_shares="team")
+    np.testing.assert_allclose(team.reward_shares(r, stats), [[4.0, 4.0]])
+    # ... standardised as R itself: (4 − 2) / 2 = 1 for every agent
+    team_std = _learner(reward_shares="team", standardise_rewards=True)
+    np.testing.assert_allclose(team_std.reward_shares(r, stats), [[1.0, 1.0]], rtol=1e-5)
+    with pytest.raises(ValueError, match="reward_shares='none'.*accepted: env, equal, team"):
+        _learner(reward_shares="none")

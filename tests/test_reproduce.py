@@ -232,3 +232,15 @@ def test_every_shipped_experiment_composes(name, tmp_path):
         make(config.env.name, **config.env.options)
         for options in (run.final_eval or {"envs": {}})["envs"].values():
             make(config.env.name, **{**config.env.options, **config.env.eval_options, **options})
+
+
+@pytest.mark.parametrize("name", ["dvdn-lbf", "dvdn-marbler"])
+def test_dvdn_reproductions_give_every_agent_the_team_reward(name, tmp_path):
+    """The DVDN paper's R̄ (docs/algorithms.md, "Rewards"): IQL learns from the team reward R, the
+    summed learners from R/N each; never the environment's individual rewards."""
+    from netmarl.reproduce import _run_overrides
+
+    runs = plan(load_experiment(name), tmp_path)
+    for run in {r.algo: r for r in runs}.values():
+        algo = compose(_run_overrides(run, run.algo)).algo
+        assert algo.reward_shares == ("team" if algo.team_td == "iql" else "equal"), run.algo

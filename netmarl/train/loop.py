@@ -53,7 +53,7 @@ def _execute(run: RunDir, config: TrainConfig, stop_after: int | None) -> RunDir
             _check_finite(stats, run, point, until, config.run.seed)
             records = _records(trainer, carry, point, stats, config.run.seed)
             elapsed += time.perf_counter() - tic
-            run.append_metrics(records)
+            run.append_metrics([r | {"elapsed_s": elapsed} for r in records])
             run.save_checkpoint(carry, point, {"elapsed": elapsed})
             progress(carry, records)
     if point >= points:
@@ -108,7 +108,8 @@ def _start(trainer: Trainer, run: RunDir, first_seed: int) -> tuple[Carry, int, 
 
 def _records(trainer: Trainer, carry: Carry, point: int, stats: ChunkStats | None,
              first_seed: int) -> list[dict]:
-    """One metrics record per seed: greedy evaluation plus the chunk's training statistics."""
+    """One metrics record per seed: greedy evaluation plus the chunk's training statistics (the
+    host loop adds `elapsed_s`, the run's seconds of training and evaluation up to this point)."""
     returns = np.asarray(trainer.evaluate(carry, jnp.int32(point)))  # [seeds, episodes]
     env_steps = np.asarray(carry.env_steps)
     epsilon = np.asarray(jax.vmap(trainer.learner.epsilon)(carry.env_steps))

@@ -68,6 +68,11 @@ def exploration_draws(key: Array, avail: Array, epsilon: Array) -> tuple[Array, 
     return explore, random
 
 
+# algo.reward_shares -> the fraction of the team reward R in one agent's reward, for N agents (with
+# `env`, on average: the environment's own per-agent rewards sum to R).
+REWARD_SHARES = {"env": lambda n: 1.0 / n, "equal": lambda n: 1.0 / n, "team": lambda n: 1.0}
+
+
 def clip_by_agent_norm(max_norm: float) -> optax.GradientTransformation:
     """Clips each agent's gradient (slice i of every leaf [N, ...]) to norm `max_norm` separately."""
 
@@ -239,16 +244,19 @@ class QLearner:
         return delta, q_taken, v_t, r_t, discount_t
 
     def reward_shares(self, reward: Array, stats: RewardStats, team: Array | None = None) -> Array:
-        """Per-agent rewards used in the TDs (shares of R; standardised if configured). [..., N].
+        """Per-agent rewards used in the TDs (standardised if configured). [..., N].
 
-        `team` [...]: the team reward R, by default Σ_i reward_i (a networked agent, which holds
-        only its own column of `reward`, passes the R it observed)."""
-        n = self.num_agents
-        if self.config.reward_shares == "equal":
+        `algo.reward_shares`: env, the environment's per-agent rewards (Σ_i r_i = R); equal, R/N for
+        every agent (Σ_i r_i = R); team, R for every agent (the DVDN seed's R̄ in every δ_i, and
+        EPyMARL's common reward for independent learners). `team` [...]: the team reward R, by
+        default Σ_i reward_i (a networked agent, which holds only its own column of `reward`, passes
+        the R it observed)."""
+        fraction = REWARD_SHARES[self.config.reward_shares](self.num_agents)  # of R, per agent
+        if self.config.reward_shares != "env":
             total = reward.sum(-1, keepdims=True) if team is None else team[..., None]
-            reward = jnp.broadcast_to(total / n, reward.shape)
-        if self.config.standardise_rewards:
-            reward = (reward - stats.mean / n) / jnp.sqrt(stats.var + 1e-8)
+            reward = jnp.broadcast_to(total * fraction, reward.shape)
+        if self.config.standardise_rewards:  # centred on one agent's mean share, scaled by R's std
+            reward = (reward - stats.mean * fraction) / jnp.sqrt(stats.var + 1e-8)
         return reward
 
     def learn(self, state: LearnerState, batch: Episode):

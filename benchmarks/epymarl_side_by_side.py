@@ -1,0 +1,244 @@
+"""EPyMARL and netmarl side by side: learning curves and throughput, measured in one run.
+
+    make side-by-side EPYMARL=/path/to/epymarl [SIDE_BY_SIDE_ARGS=--quick]
+    python benchmarks/epymarl_side_by_side.py --epymarl /path/to/epymarl [--quick] [--seeds 5] ...
+
+Runs EPyMARL (its `vdn`, `vdn_ns` and `iql` configs, with MLP and GRU agents) and netmarl at the
+same settings (benchmarks/side_by_side_lib.py) on lbforaging's Foraging-10x10-3p-3f-v3, same seeds,
+same env-step budget, one process per run pinned to one core (two runs at a time on two cores, the
+two systems interleaved so that both run under the same load); then netmarl's configuration for a
+user with many seeds (one process per core, each vmapping several seeds) and a profile of where a
+netmarl run's time goes. Writes docs/results/epymarl_side_by_side.{md,csv,json} and a plot
+(benchmarks/side_by_side_report.py).
+
+Resumable: every run has its directory under --runs; a run with a result.json is not run again,
+an unfinished one is started afresh. `--quick`: 2 seeds x 100k env steps, MLP agents only.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import queue
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import NamedTuple
+
+sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[1])]
+
+from side_by_side_lib import (ALGOS, AGENTS, Budget, Setting, epymarl_args, make_setting,  # noqa: E402
+                              netmarl_overrides, parse_epymarl, parse_netmarl)
+from side_by_side_report import write_report  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+XLA_FLAGS = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+os.environ.setdefault("XLA_FLAGS", XLA_FLAGS)  # for the provenance lines; every netmarl run sets it
+GET_EPYMARL = ("EPyMARL is needed: pass --epymarl (make side-by-side EPYMARL=<path>) with the path "
+               "of an EPyMARL checkout, e.g. the shared reference copy ../shared/reference/epymarl "
+               "(upstream commit cbc38c0; see its README), or clone "
+               "https://github.com/uoe-agents/epymarl and check out cbc38c0")
+
+
+class Job(NamedTuple):
+    """One process (or, for `many-seeds`, one process per core) of the benchmark."""
+
+    kind: str  # epymarl | netmarl | profile | many-seeds
+    setting: Setting
+    seed: int
+    path: Path  # the job's directory; result.json in it marks the job as done
+
+    @property
+    def cores(self) -> int:
+        return 2 if self.kind == "many-seeds" else 1
+
+
+def plan(settings: list[Setting], seeds: int, runs: Path, many_seeds: list[Setting]) -> list[Job]:
+    """All jobs, single-core ones first, EPyMARL and netmarl runs interleaved."""
+    jobs = []
+    for setting in settings:
+        for seed in range(seeds):
+            for kind in ("epymarl", "netmarl"):
+                jobs.append(Job(kind, setting, seed, runs / f"{kind}-{setting.name}-s{seed}"))
+    jobs += [Job("profile", s, 0, runs / f"profile-{s.name}") for s in settings]
+    jobs += [Job("many-seeds", s, 100, runs / f"many-seeds-{s.name}") for s in many_seeds]
+    return jobs
+
+
+# --- running one job --------------------------------------------------------------------------------
+
+def run_logged(cmd: list[str], cwd: Path, env: dict, core: int, log: Path) -> float:
+    """Runs `cmd` pinned to `core`, writing each output line to `log` prefixed by the seconds since
+    the start; returns the wall time. Raises on a non-zero exit."""
+    tic = time.perf_counter()
+    with open(log, "w") as out:
+        proc = subprocess.Popen(["taskset", "-c", str(core), *cmd], cwd=cwd, env=env, text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, bufsize=1)
+        for line in proc.stdout:
+            out.write(f"{time.perf_counter() - tic:.3f}\t{line.rstrip()}\n")
+        code = proc.wait()
+    wall = time.perf_counter() - tic
+    (log.parent / "wall.json").write_text(json.dumps({"wall_s": wall, "returncode": code}))
+    if code:
+        tail = "\n".join(log.read_text().splitlines()[-15:])
+        raise RuntimeError(f"{' '.join(cmd[:3])} ... exited with {code} (log {log}):\n{tail}")
+    return wall
+
+
+def netmarl_env() -> dict:
+    return {**os.environ, "XLA_FLAGS": XLA_FLAGS, "JAX_PLATFORMS": "cpu", "OMP_NUM_THREADS": "1",
+            "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+
+
+def run_job(job: Job, budget: Budget, args, core: int) -> dict:
+    """Runs one job in its (fresh) directory; returns what its result.json holds."""
+    shutil.rmtree(job.path, ignore_errors=True)
+    job.path.mkdir(parents=True)
+    log = job.path / "console.log"
+    if job.kind == "epymarl":
+        shutil.copytree(args.epymarl, job.path / "epymarl", ignore=shutil.ignore_patterns("results"))
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+        cmd = [str(args.venv / "bin" / "python"), "src/main.py", *epymarl_args(job.setting, budget, job.seed)]
+        run_logged(cmd, job.path / "epymarl", env, core, log)
+        shutil.rmtree(job.path / "epymarl" / "src")  # keep only its results
+        return {"runs": [parse_epymarl(job.path, budget.interval).to_json()]}
+    overrides = netmarl_overrides(job.setting, budget, job.seed, str(job.path / "run"))
+    if job.kind == "netmarl":
+        run_logged([sys.executable, "-m", "netmarl.cli", "train", *overrides], ROOT, netmarl_env(), core, log)
+        return {"runs": [r.to_json() for r in parse_netmarl(job.path, budget.interval)]}
+    if job.kind == "profile":
+        out = job.path / "profile.json"
+        run_logged([sys.executable, str(ROOT / "benchmarks" / "side_by_side_profile.py"), "--out",
+                    str(out), "--", *overrides], ROOT, netmarl_env(), core, log)
+        return json.loads(out.read_text())
+    return run_many_seeds(job, budget, args)
+
+
+def run_many_seeds(job: Job, budget: Budget, args) -> dict:
+    """netmarl for a user with many seeds: one process per core, each vmapping --vmap-seeds seeds;
+    aggregate env steps/s = all seeds' env steps / the wall time until both processes are done."""
+    def one(slot: tuple[int, int]) -> list[dict]:
+        index, core = slot
+        part = job.path / f"core{core}"
+        part.mkdir()
+        first = job.seed + index * args.vmap_seeds
+        overrides = netmarl_overrides(job.setting, budget, first, str(part / "run"), seeds=args.vmap_seeds)
+        run_logged([sys.executable, "-m", "netmarl.cli", "train", *overrides], ROOT, netmarl_env(), core,
+                   part / "console.log")
+        return [r.to_json() for r in parse_netmarl(part, budget.interval)]
+
+    tic = time.perf_counter()
+    with ThreadPoolExecutor(2) as pool:
+        runs = [r for rs in pool.map(one, enumerate(args.cores)) for r in rs]
+    wall = time.perf_counter() - tic
+    return {"runs": runs, "processes": len(args.cores), "vmap_seeds": args.vmap_seeds, "wall_s": wall,
+            "aggregate_rate": sum(r["env_steps"] for r in runs) / wall}
+
+
+# --- the pool ---------------------------------------------------------------------------------------
+
+def run_all(jobs: list[Job], budget: Budget, args) -> None:
+    """Runs the unfinished jobs: single-core ones two at a time (one per core), then the two-core
+    ones alone. A failed job is reported and left unfinished (the next invocation retries it)."""
+    todo = [j for j in jobs if not (j.path / "result.json").exists()]
+    print(f"{len(jobs) - len(todo)} of {len(jobs)} jobs already done; running {len(todo)}", flush=True)
+    cores: queue.Queue = queue.Queue()
+    for core in args.cores:
+        cores.put(core)
+    lock = threading.Lock()
+
+    def execute(job: Job) -> None:
+        core = cores.get() if job.cores == 1 else None
+        try:
+            load = os.getloadavg()[0]
+            tic = time.perf_counter()
+            result = run_job(job, budget, args, core if core is not None else args.cores[0])
+            result["load_at_start"] = load
+            (job.path / "result.json").write_text(json.dumps(result, indent=1))
+            with lock:
+                print(f"done {job.path.name} in {time.perf_counter() - tic:.0f} s (load {load:.1f})",
+                      flush=True)
+        except Exception as error:  # noqa: BLE001 - one failed run must not stop the others
+            with lock:
+                print(f"FAILED {job.path.name}: {error}", flush=True)
+        finally:
+            if core is not None:
+                cores.put(core)
+
+    with ThreadPoolExecutor(len(args.cores)) as pool:
+        list(pool.map(execute, [j for j in todo if j.cores == 1]))
+    for job in (j for j in todo if j.cores > 1):
+        execute(job)
+
+
+# --- command line -----------------------------------------------------------------------------------
+
+def ensure_epymarl(args) -> None:
+    """Stops with how to get EPyMARL if it is absent; makes its venv if missing."""
+    if not args.epymarl or not (Path(args.epymarl) / "src" / "main.py").is_file():
+        raise SystemExit(f"epymarl_side_by_side: no EPyMARL at {args.epymarl or '(none given)'}. {GET_EPYMARL}")
+    if not (args.venv / "bin" / "python").exists():
+        setup = Path(args.epymarl).resolve().parent / "setup_epymarl.sh"
+        if not setup.is_file():
+            raise SystemExit(f"epymarl_side_by_side: no venv at {args.venv} and no {setup} to make one; "
+                             "make it with the reference folder's setup_epymarl.sh VENV_PATH")
+        print(f"making EPyMARL's venv {args.venv} with {setup} (about 2 minutes)", flush=True)
+        subprocess.run(["bash", str(setup), str(args.venv)], check=True)
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--epymarl", help="EPyMARL's folder (with src/main.py)")
+    parser.add_argument("--venv", type=Path, default=ROOT / ".venv-epymarl", help="EPyMARL's venv")
+    parser.add_argument("--quick", action="store_true", help="2 seeds x 100k steps, MLP only")
+    parser.add_argument("--seeds", type=int, help="seeds per setting (default 5; quick 2)")
+    parser.add_argument("--steps", type=int, help="env steps per run (default 1,000,000; quick 100k)")
+    parser.add_argument("--interval", type=int, help="env steps between evaluations (50k; quick 10k)")
+    parser.add_argument("--episodes", type=int, help="greedy episodes per evaluation (100; quick 32)")
+    parser.add_argument("--algos", default=",".join(ALGOS), help=f"of {', '.join(ALGOS)}")
+    parser.add_argument("--agents", help=f"of {', '.join(AGENTS)} (default both; quick mlp)")
+    parser.add_argument("--vmap-seeds", type=int, default=4, help="seeds vmapped per process (many seeds)")
+    parser.add_argument("--many-seeds", help="settings measured with many seeds (default: the first; "
+                        "'all' for every setting)")
+    parser.add_argument("--cores", default="0,1", help="CPU cores to pin runs to")
+    parser.add_argument("--runs", type=Path, help="run directories (default runs/side_by_side/<mode>)")
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "results" / "epymarl_side_by_side.md")
+    parser.add_argument("--report-only", action="store_true", help="write the report from finished runs")
+    args = parser.parse_args(argv)
+    quick = args.quick
+    args.seeds = args.seeds or (2 if quick else 5)
+    args.agents = args.agents or ("mlp" if quick else ",".join(AGENTS))
+    args.budget = Budget(args.steps or (100_000 if quick else 1_000_000),
+                         args.interval or (10_000 if quick else 50_000), args.episodes or (32 if quick else 100))
+    args.settings = [make_setting(a, g) for g in args.agents.split(",") for a in args.algos.split(",")]
+    args.many = args.settings if args.many_seeds == "all" else (
+        [s for s in args.settings if s.name in args.many_seeds.split(",")] if args.many_seeds
+        else args.settings[:1])
+    args.cores = [int(c) for c in args.cores.split(",")]
+    custom = any(v is not None for v in (args.steps, args.interval, args.episodes))
+    args.mode = "quick" if quick else ("custom" if custom else "full")
+    args.runs = args.runs or ROOT / "runs" / "side_by_side" / args.mode
+    args.venv = args.venv.resolve()
+    return args
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    jobs = plan(args.settings, args.seeds, args.runs, args.many)
+    if not args.report_only:
+        ensure_epymarl(args)
+        args.epymarl = Path(args.epymarl).resolve()
+        tic = time.perf_counter()
+        run_all(jobs, args.budget, args)
+        args.wall_s = time.perf_counter() - tic
+        print(f"benchmark wall time {args.wall_s:.0f} s", flush=True)
+    written = write_report(jobs, args)
+    print("wrote " + ", ".join(str(p) for p in written))
+
+
+if __name__ == "__main__":
+    main()

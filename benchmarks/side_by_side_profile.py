@@ -1,0 +1,140 @@
+"""Where a netmarl run's time goes, and the floor set by this CPU's matmul speed.
+
+    python benchmarks/side_by_side_profile.py --out profile.json -- <netmarl train overrides>
+
+Times each part of a run of the given settings in isolation (jitted, one seed, after warm-up):
+one episode of environment steps with random actions, one ε-greedy episode (environment steps +
+action selection), one replay write, one learner update (minibatch sampling, loss, gradient,
+optimiser, target check), the target-network update alone, one greedy evaluation, and the
+compilation of the run's jitted functions. It also counts the FLOPs of one update (XLA's cost
+analysis) and measures this machine's float32 matmul throughput, so that a run's floor is
+`updates x FLOPs per update / matmul FLOP/s`. Writes the numbers as JSON; benchmarks/
+epymarl_side_by_side.py multiplies them by a run's counts to give the time breakdown.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+
+from netmarl.cli import compose  # noqa: E402
+from netmarl.train.replay import add_episodes  # noqa: E402
+from netmarl.train.runner import Trainer  # noqa: E402
+
+MATMUL_SHAPES = ((256, 256, 256), (512, 512, 512), (4800, 64, 64), (4800, 128, 128))  # (m, k, n)
+
+
+def per_call(fn, *args, seconds: float = 1.0) -> float:
+    """Mean seconds of one call of a compiled `fn` (after one warm-up call), repeated ~`seconds`."""
+    jax.block_until_ready(fn(*args))
+    reps, tic = 0, time.perf_counter()
+    while time.perf_counter() - tic < seconds or reps < 3:
+        jax.block_until_ready(fn(*args))
+        reps += 1
+    return (time.perf_counter() - tic) / reps
+
+
+def per_call_chained(fn, state, *args, seconds: float = 1.0) -> float:
+    """Mean seconds of `state = fn(state, *args)` with the state's buffers donated (updated in
+    place, as inside the run's loop) after one warm-up call."""
+    state = jax.block_until_ready(fn(jax.tree.map(jnp.copy, state), *args))
+    reps, tic = 0, time.perf_counter()
+    while time.perf_counter() - tic < seconds or reps < 3:
+        state = jax.block_until_ready(fn(state, *args))
+        reps += 1
+    return (time.perf_counter() - tic) / reps
+
+
+def timed(fn, *args) -> tuple[float, object]:
+    tic = time.perf_counter()
+    out = jax.block_until_ready(fn(*args))
+    return time.perf_counter() - tic, out
+
+
+def matmul_flops_per_s() -> dict[str, float]:
+    """float32 matmul throughput (FLOP/s) of this core for a few shapes, and their maximum."""
+    rates = {}
+    for m, k, n in MATMUL_SHAPES:
+        a, b = jnp.ones((m, k), jnp.float32), jnp.ones((k, n), jnp.float32)
+        seconds = per_call(jax.jit(jnp.matmul), a, b, seconds=0.5)
+        rates[f"{m}x{k}x{n}"] = 2.0 * m * k * n / seconds
+    return {"shapes": rates, "max": max(rates.values())}
+
+
+def update_flops(learn, *args) -> float:
+    """FLOPs of one compiled call, from XLA's cost analysis."""
+    analysis = jax.jit(learn).lower(*args).compile().cost_analysis()
+    analysis = analysis[0] if isinstance(analysis, (list, tuple)) else analysis
+    return float(analysis.get("flops", float("nan")))
+
+
+def random_episode(env):
+    """One episode of uniformly random available actions: the environment's own cost."""
+    def play(key):
+        state, ts = env.reset(key)
+
+        def step(c, k):
+            state, ts = c
+            k_act, k_env = jax.random.split(k)
+            actions = jax.random.categorical(k_act, jnp.where(ts.avail, 0.0, -jnp.inf))
+            return env.step(k_env, state, actions), ts.team_reward
+        return jax.lax.scan(step, (state, ts), jax.random.split(key, env.max_steps))[1]
+    return jax.jit(play)
+
+
+def profile(overrides: list[str]) -> dict:
+    config = compose(overrides)
+    trainer = Trainer(config)
+    compile_s = {}
+    compile_s["init"], carry = timed(trainer.init_seeds)
+    until = jnp.int32(64 * config.env.options.get("max_steps", 50))  # past the first minibatch
+    tic = time.perf_counter()
+    compiled_chunk = trainer.run_chunk.lower(carry, until).compile()
+    compile_s["chunk"] = time.perf_counter() - tic
+    carry, _ = jax.block_until_ready(compiled_chunk(carry, until))
+    tic = time.perf_counter()
+    trainer._evaluate_seeds.lower(carry, jnp.int32(1), jnp.float32(0.0)).compile()
+    compile_s["evaluate"] = time.perf_counter() - tic
+    one = jax.tree.map(lambda x: x[0], carry)  # seed 0
+    learner, key = trainer.learner, jax.random.PRNGKey(1)
+
+    def update(state, replay, key):
+        return learner.learn(state, trainer._sample(replay, key))
+
+    episodes = jax.jit(trainer.collect)(one)
+    parts = {
+        "env_episode": per_call(random_episode(trainer.env), key),
+        "collect_episode": per_call(jax.jit(trainer.collect), one),
+        "replay_write": per_call_chained(jax.jit(add_episodes, donate_argnums=0), one.replay, episodes),
+        "update": per_call(jax.jit(update), one.learner, one.replay, key),
+        "target": per_call(jax.jit(learner.update_target), one.learner),
+        "evaluation": per_call(jax.jit(trainer._evaluate), one, jnp.int32(1), jnp.float32(0.0)),
+    }
+    batch = trainer._sample(one.replay, key)
+    return {"overrides": overrides, "seconds": parts, "compile_s": compile_s,
+            "update_flops": update_flops(learner.learn, one.learner, batch),
+            "batch_transitions": int(batch.filled.size), "matmul_flops_per_s": matmul_flops_per_s(),
+            "jax": jax.__version__, "xla_flags": os.environ.get("XLA_FLAGS", "")}
+
+
+def main(argv=None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    split = argv.index("--") if "--" in argv else len(argv)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--out", required=True, help="JSON file to write")
+    args = parser.parse_args(argv[:split])
+    result = profile(argv[split + 1:])
+    with open(args.out, "w") as f:
+        json.dump(result, f, indent=2)
+    print(json.dumps(result["seconds"]), flush=True)
+
+
+if __name__ == "__main__":
+    main()

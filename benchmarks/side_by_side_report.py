@@ -1,0 +1,284 @@
+"""The report of benchmarks/epymarl_side_by_side.py: Markdown, CSV, JSON headline and plot.
+
+docs/results/epymarl_side_by_side.json carries the headline numbers (date, machine, per-setting
+env-steps/s of both systems); the speed documents take their EPyMARL figure from it.
+"""
+from __future__ import annotations
+
+import csv
+import datetime
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from side_by_side_lib import LBF_TASK, RunResult, Setting
+from netmarl.results.provenance import command_line, cpu_model, machine_lines
+from netmarl.results.stats import bootstrap_ci
+
+SYSTEMS = ("epymarl", "netmarl")
+GOAL = {"mlp": 12.0, "gru": 10.0}  # per-run env-steps/s ratio the issue asks for
+FLOOR_GOAL = 1.3  # a run's time within this factor of its floor
+PARTS = ("env steps", "action selection", "replay write", "update", "target update", "evaluation",
+         "compilation", "host and other")
+
+
+def load(jobs) -> dict:
+    """Finished jobs' results: {(kind, setting): [result, ...]} (missing jobs are skipped)."""
+    done: dict = {}
+    for job in jobs:
+        file = job.path / "result.json"
+        if file.exists():
+            done.setdefault((job.kind, job.setting), []).append(json.loads(file.read_text()))
+    return done
+
+
+def runs_of(done: dict, kind: str, setting: Setting) -> list[RunResult]:
+    return [RunResult.from_json(r) for result in done.get((kind, setting), []) for r in result["runs"]]
+
+
+def curve(runs: list[RunResult], points: list[int]) -> np.ndarray:
+    """[seeds, points] test returns at the given evaluation points."""
+    return np.array([[r.points[k] for k in points] for r in runs])
+
+
+def common_points(*groups: list[RunResult]) -> list[int]:
+    """Evaluation points present in every run of every group."""
+    sets = [set(r.points) for runs in groups for r in runs]
+    return sorted(set.intersection(*sets)) if sets else []
+
+
+def summary(returns: np.ndarray) -> dict:
+    """Final and max (over points) of the mean over seeds, each with a 95 % bootstrap CI."""
+    means = returns.mean(0)
+    best = int(np.argmax(means))
+    return {"final": float(means[-1]), "final_ci": bootstrap_ci(returns[:, -1]),
+            "max": float(means[best]), "max_ci": bootstrap_ci(returns[:, best]), "best": best}
+
+
+def verdict(x: float, ci: tuple[float, float]) -> str:
+    low, high = ci
+    if x > high:
+        return f"above (+{x - high:.3f})"
+    if x < low:
+        return f"**below** (−{low - x:.3f})"
+    return "inside"
+
+
+def mean(values) -> float:
+    values = [v for v in values if np.isfinite(v)]
+    return float(np.mean(values)) if values else float("nan")
+
+
+# --- sections -----------------------------------------------------------------------------------
+
+def learning_section(done: dict, settings: list[Setting], interval: int) -> tuple[list[str], dict]:
+    lines = ["## Learning: greedy test return", "",
+             "Mean over seeds with its 95 % bootstrap CI, at the evaluation points both systems share "
+             f"(every {interval:,} env steps); *final* is the last point, *max* the best point of the "
+             "mean curve. Verdict: netmarl's value against EPyMARL's CI.", "",
+             "| setting | system | seeds | final | max (at env steps) | final verdict | max verdict |",
+             "|---|---|---:|---:|---:|---|---|"]
+    curves = {}
+    for s in settings:
+        ep, nm = runs_of(done, "epymarl", s), runs_of(done, "netmarl", s)
+        points = common_points(ep, nm)
+        if not ep or not nm or len(points) < 2:
+            lines.append(f"| {s.name} | — | — | not run yet | | | |")
+            continue
+        sums = {name: summary(curve(runs, points)) for name, runs in (("epymarl", ep), ("netmarl", nm))}
+        curves[s] = (points, {"epymarl": curve(ep, points), "netmarl": curve(nm, points)})
+        e, n = sums["epymarl"], sums["netmarl"]
+        for name, runs, x in (("EPyMARL", ep, e), ("netmarl", nm, n)):
+            judged = (verdict(n["final"], e["final_ci"]), verdict(n["max"], e["max_ci"])) \
+                if name == "netmarl" else ("", "")
+            lines.append(f"| {s.name} | {name} | {len(runs)} | {_ci(x['final'], x['final_ci'])} | "
+                         f"{_ci(x['max'], x['max_ci'])} ({points[x['best']] * interval:,}) | "
+                         f"{judged[0]} | {judged[1]} |")
+    return lines, curves
+
+
+def _ci(x: float, ci: tuple[float, float]) -> str:
+    return f"{x:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]"
+
+
+def throughput_section(done: dict, settings: list[Setting]) -> tuple[list[str], dict]:
+    lines = ["## Throughput per run (identical settings, one process on one core each)", "",
+             "Env steps/s of one run: *whole run* = env steps / the process's wall time (start-up, "
+             "imports, compilation, evaluation and logging included); *steady* = from evaluation "
+             "point 2 to the last (evaluation included, start-up excluded). Means over seeds.", "",
+             "| setting | EPyMARL whole | netmarl whole | ratio | EPyMARL steady | netmarl steady | ratio "
+             "| goal (per run) |", "|---|---:|---:|---:|---:|---:|---:|---|"]
+    head = {}
+    for s in settings:
+        ep, nm = runs_of(done, "epymarl", s), runs_of(done, "netmarl", s)
+        if not ep or not nm:
+            continue
+        row = {"epymarl_whole": mean(r.whole_rate for r in ep), "netmarl_whole": mean(r.whole_rate for r in nm),
+               "epymarl_steady": mean(r.steady_rate for r in ep),
+               "netmarl_steady": mean(r.steady_rate for r in nm), "seeds": len(ep)}
+        row["ratio_whole"] = row["netmarl_whole"] / row["epymarl_whole"]
+        row["ratio_steady"] = row["netmarl_steady"] / row["epymarl_steady"]
+        head[s.name] = row
+        goal = GOAL[s.agent]
+        met = "met" if row["ratio_whole"] >= goal else "**not met**"
+        lines.append(f"| {s.name} | {row['epymarl_whole']:,.0f} | {row['netmarl_whole']:,.0f} | "
+                     f"{row['ratio_whole']:.1f}x | {row['epymarl_steady']:,.0f} | "
+                     f"{row['netmarl_steady']:,.0f} | {row['ratio_steady']:.1f}x | "
+                     f">= {goal:.0f}x: {met} |")
+    return lines, head
+
+
+def many_seeds_section(done: dict, settings: list[Setting], head: dict) -> list[str]:
+    lines = ["## netmarl for a user with many seeds (both cores; not a per-run comparison)", "",
+             "One netmarl process per core, each vmapping several seeds; aggregate env steps/s of all "
+             "seeds over the wall time until both processes finish. *EPyMARL x2* is two EPyMARL runs "
+             "on the two cores (its whole-run rate above, doubled).", "",
+             "| setting | processes x vmapped seeds | aggregate env-steps/s | vs EPyMARL x2 |",
+             "|---|---|---:|---:|"]
+    for s in settings:
+        for result in done.get(("many-seeds", s), []):
+            base = 2 * head.get(s.name, {}).get("epymarl_whole", float("nan"))
+            lines.append(f"| {s.name} | {result['processes']} x {result['vmap_seeds']} | "
+                         f"{result['aggregate_rate']:,.0f} | {result['aggregate_rate'] / base:.1f}x |")
+    return lines
+
+
+def floor_and_profile(done: dict, settings: list[Setting]) -> list[str]:
+    """The floor (update FLOPs / matmul throughput) and the time breakdown of netmarl's runs."""
+    floor = ["## The floor: the update's FLOPs over this core's matmul throughput", "",
+             "At EPyMARL's settings a run makes one update per episode on 32 episodes x 50 steps x 3 "
+             "agents, so its physical limit is the update's arithmetic. Floor = updates x FLOPs per "
+             "update (XLA's cost analysis) / the best float32 matmul throughput measured on one core "
+             "in this run; the fraction is floor / the run's whole wall time (goal: within "
+             f"{FLOOR_GOAL}x, i.e. >= {1 / FLOOR_GOAL:.0%}), and floor / the time the run would take at "
+             "its steady-state pace (start-up and compilation excluded).", "",
+             "| setting | MFLOP per update | updates per run | matmul GFLOP/s | floor s | run s | "
+             "floor / run | floor / steady-state run | goal |", "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
+    parts = ["## Where a netmarl run's time goes", "",
+             "Each part timed in isolation (jitted, one seed, benchmarks/side_by_side_profile.py) and "
+             "multiplied by the run's counts (episodes, updates, evaluations); *host and other* is the "
+             "run's wall time minus the rest (process start-up, imports, config, checkpoints, "
+             "metrics, the host loop between chunks). Seconds per run (share of its wall time).", "",
+             "| setting | " + " | ".join(PARTS) + " | wall |", "|---|" + "---:|" * (len(PARTS) + 1)]
+    for s in settings:
+        prof, runs = done.get(("profile", s)), runs_of(done, "netmarl", s)
+        if not prof or not runs:
+            continue
+        p, wall = prof[0], mean(r.wall_s for r in runs)
+        updates, episodes = mean(r.updates for r in runs), mean(r.episodes for r in runs)
+        evals = mean(len(r.points) for r in runs)
+        matmul = p["matmul_flops_per_s"]["max"]
+        floor_s = updates * p["update_flops"] / matmul
+        ok = "met" if floor_s * FLOOR_GOAL >= wall else "**not met**"
+        steady = mean(r.env_steps / r.steady_rate for r in runs)  # the run at its steady pace
+        floor.append(f"| {s.name} | {p['update_flops'] / 1e6:.1f} | {updates:,.0f} | {matmul / 1e9:.1f} | "
+                     f"{floor_s:.1f} | {wall:.1f} | {floor_s / wall:.0%} | {floor_s / steady:.0%} | {ok} |")
+        sec = p["seconds"]
+        times = [episodes * sec["env_episode"], episodes * (sec["collect_episode"] - sec["env_episode"]),
+                 episodes * sec["replay_write"], updates * (sec["update"] - sec["target"]),
+                 updates * sec["target"], evals * sec["evaluation"], sum(p["compile_s"].values())]
+        times.append(wall - sum(times))
+        parts.append(f"| {s.name} | " + " | ".join(f"{t:.1f} ({t / wall:.0%})" for t in times)
+                     + f" | {wall:.1f} |")
+    return floor + [""] + parts
+
+
+def settings_section(budget, seeds: int, done: dict) -> list[str]:
+    loads = [r.get("load_at_start", float("nan")) for results in done.values() for r in results]
+    return ["## Settings", "",
+            f"- Task: lbforaging `{LBF_TASK}-v3` (EPyMARL, through its gymma wrapper, time limit 50) = "
+            f"netmarl `lbf:{LBF_TASK}` (rules v3, max_steps 50).",
+            f"- Budget: {budget.steps:,} env steps per run; greedy evaluation with {budget.episodes} "
+            f"episodes every {budget.interval:,} env steps; seeds 0..{seeds - 1} in both systems.",
+            "- EPyMARL: its own `vdn`, `vdn_ns`, `iql` configs with `use_rnn` False (MLP) or True (GRU); "
+            "netmarl: the same values (benchmarks/side_by_side_lib.py: NETMARL_ALGOS, NETMARL_COMMON): "
+            "one environment, one update per episode on 32 episodes, buffer 5,000 episodes, Adam, "
+            "target every 200, double Q, clip 10, standardised common reward. Known differences: "
+            "EPyMARL counts the target period in episodes, netmarl in updates (the first update comes "
+            "after 32 episodes, so netmarl's copies lag by 31 episodes); EPyMARL's running reward "
+            "statistics include the zero padding of episodes that ended early in a batch, netmarl's "
+            "only real steps; the random streams differ (same seed numbers, different generators).",
+            "- Scheduling: one process per run pinned to one core (`taskset`), two runs at a time on "
+            "the two cores, EPyMARL and netmarl runs interleaved, so both systems ran under the same load.",
+            f"- Machine load (1-min load average on {os.cpu_count()} cores) when the runs started: "
+            f"{np.nanmin(loads):.1f} to {np.nanmax(loads):.1f} (mean {np.nanmean(loads):.1f}); "
+            "above 2 means other processes shared the cores." if loads else "- no runs finished"]
+
+
+# --- files --------------------------------------------------------------------------------------
+
+def write_report(jobs, args) -> list[Path]:
+    done = load(jobs)
+    interval = args.budget.interval
+    learn, curves = learning_section(done, args.settings, interval)
+    speed, head = throughput_section(done, args.settings)
+    out = Path(args.out)
+    mode = args.mode
+    lines = [f"# EPyMARL and netmarl side by side on Foraging-10x10-3p-3f-v3 ({mode} mode)", "",
+             f"Measured in one invocation of `benchmarks/epymarl_side_by_side.py`: {args.seeds} seeds x "
+             f"{args.budget.steps:,} env steps per setting and system. Regenerate with the command at "
+             "the end (finished runs are kept and not re-run).", "",
+             *headline_lines(head, args), "",
+             *learn, "", f"![learning curves]({out.stem}.png)", "", *speed, "",
+             *many_seeds_section(done, args.settings, head), "",
+             *floor_and_profile(done, args.settings), "", *settings_section(args.budget, args.seeds, done),
+             "", "## Machine and command", "", *machine_lines(), "", "```", command_line(), "```"]
+    out.write_text("\n".join(lines) + "\n")
+    stamp = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
+    headline = {"date": stamp, "cpu": cpu_model(), "cores": os.cpu_count(), "mode": mode,
+                "seeds": args.seeds, "budget": args.budget._asdict(), "settings": head,
+                "document": str(out.relative_to(out.parents[2])) if len(out.parents) > 2 else str(out)}
+    out.with_suffix(".json").write_text(json.dumps(headline, indent=1) + "\n")
+    write_csv(done, args.settings, out.with_suffix(".csv"), interval)
+    written = [out, out.with_suffix(".json"), out.with_suffix(".csv")]
+    if curves:
+        written.append(plot(curves, out.with_suffix(".png"), interval))
+    return written
+
+
+def headline_lines(head: dict, args) -> list[str]:
+    ratios = ", ".join(f"{name} {row['ratio_whole']:.1f}x (steady {row['ratio_steady']:.1f}x)"
+                       for name, row in head.items())
+    wall = getattr(args, "wall_s", None)
+    lines = [f"- Per run, netmarl / EPyMARL env-steps/s over the whole run: {ratios or 'no runs yet'}."]
+    if wall is not None:
+        lines.append(f"- This invocation took {wall / 60:.1f} min of wall time (runs finished in earlier "
+                     "invocations are not re-run)" + (" (quick mode goal: < 15 min)." if args.quick else "."))
+    return lines
+
+
+def write_csv(done: dict, settings: list[Setting], path: Path, interval: int) -> None:
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["system", "setting", "run", "point", "env_steps", "test_return", "run_env_steps",
+                    "run_wall_s", "run_steady_env_steps_per_s"])
+        for s in settings:
+            for system in SYSTEMS:
+                for i, r in enumerate(runs_of(done, system, s)):
+                    for k, v in sorted(r.points.items()):
+                        w.writerow([system, s.name, i, k, k * interval, f"{v:.4f}", r.env_steps,
+                                    f"{r.wall_s:.2f}", f"{r.steady_rate:.1f}"])
+
+
+def plot(curves: dict, path: Path, interval: int) -> Path:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(curves), figsize=(4.2 * len(curves), 3.4), squeeze=False)
+    for ax, (setting, (points, by_system)) in zip(axes[0], curves.items()):
+        x = np.array(points) * interval
+        for system, returns in by_system.items():
+            cis = np.array([bootstrap_ci(returns[:, j]) for j in range(len(points))])
+            ax.plot(x, returns.mean(0), label=system)
+            ax.fill_between(x, cis[:, 0], cis[:, 1], alpha=0.25)
+        ax.set_title(setting.name)
+        ax.set_xlabel("env steps")
+        ax.set_ylabel("greedy test return")
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

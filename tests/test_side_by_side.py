@@ -1,0 +1,88 @@
+"""The parsers and settings of benchmarks/epymarl_side_by_side.py (the benchmark itself is not a test).
+
+Fixtures (tests/fixtures/side_by_side/): an EPyMARL run (a trimmed sacred info.json, the
+benchmark's timestamped console log and wall.json, from a 5k-step run) and a netmarl run
+(metrics.jsonl of two vmapped seeds, numbers chosen by hand).
+"""
+import importlib.util
+import math
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = Path(__file__).parent / "fixtures" / "side_by_side"
+EPYMARL = Path("/work/shared/reference/epymarl")
+
+
+def _lib():
+    spec = importlib.util.spec_from_file_location("side_by_side_lib", ROOT / "benchmarks" / "side_by_side_lib.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+lib = _lib()
+
+
+def test_parse_epymarl_sacred_info_and_console_timestamps():
+    run = lib.parse_epymarl(FIXTURES / "epymarl", interval=1000)
+    # test returns at t_env 50, 1050, ..., 5050 -> points 0..5; sacred stores numpy floats as
+    # {"py/object": "numpy.float64", "value": v}, plain floats as they are
+    assert run.points == {0: 0.0, 1: 0.05, 2: 0.1, 3: 0.2, 4: 0.15, 5: 0.3}
+    assert run.env_steps == 5050  # the largest t_env any statistic was logged at
+    assert run.whole_rate == pytest.approx(5050 / 140.0)  # wall.json: 140 s
+    # "t_env: 2050" at 65.571 s, "t_env: 5050" at 130.727 s
+    assert run.steady_rate == pytest.approx(3000 / (130.727 - 65.571))
+
+
+def test_parse_netmarl_metrics_one_result_per_seed():
+    seed0, seed1 = lib.parse_netmarl(FIXTURES / "netmarl", interval=1000)
+    assert seed0.points == {0: 0.0, 1: 0.1, 2: 0.3, 3: 0.2}
+    assert seed1.points == {0: 0.0, 1: 0.0, 2: 0.4, 3: 0.5}  # 2,010 and 3,020 steps -> points 2, 3
+    assert (seed0.env_steps, seed0.updates, seed0.episodes) == (3000, 29, 60)
+    assert seed0.whole_rate == pytest.approx(150.0)  # 3,000 steps in 20 s
+    assert seed0.steady_rate == pytest.approx(1000 / 2.5)  # points 2 -> 3: 12.0 s -> 14.5 s
+    assert seed1.steady_rate == pytest.approx(1010 / 2.5)
+    assert lib.RunResult.from_json(seed1.to_json()) == seed1
+
+
+def test_steady_rate_needs_two_points_from_point_two():
+    assert math.isnan(lib.steady_rate({0: (0.0, 0), 1: (5.0, 100), 2: (9.0, 200)}))
+    assert lib.steady_rate({1: (5.0, 100), 2: (9.0, 200), 4: (13.0, 400)}) == pytest.approx(50.0)
+
+
+def test_netmarl_overrides_compose_to_the_intended_config(tmp_path):
+    from netmarl.cli import compose
+    budget = lib.Budget(steps=100_000, interval=10_000, episodes=32)
+    iql = compose(lib.netmarl_overrides(lib.make_setting("iql", "gru"), budget, 3, str(tmp_path / "r")))
+    assert (iql.algo.team_td, iql.algo.shared_params, iql.algo.agent) == ("iql", True, "gru")
+    assert (iql.algo.reward_shares, iql.algo.hidden, iql.algo.lr) == ("team", 128, 0.0003)
+    assert (iql.run.seed, iql.run.total_steps, iql.run.num_envs, iql.run.id) == (3, 100_000, 1, "r")
+    vdn_ns = compose(lib.netmarl_overrides(lib.make_setting("vdn_ns", "mlp"), budget, 0, str(tmp_path / "r")))
+    assert (vdn_ns.algo.team_td, vdn_ns.algo.shared_params, vdn_ns.algo.reward_shares) == ("vdn", False, "equal")
+    with pytest.raises(ValueError, match="accepted algorithms: vdn, vdn_ns, iql"):
+        lib.make_setting("qmix", "mlp")
+
+
+@pytest.mark.skipif(not EPYMARL.is_dir(), reason="the EPyMARL reference copy is not on this machine")
+@pytest.mark.parametrize("algo", ["vdn", "vdn_ns", "iql"])
+def test_netmarl_settings_equal_epymarls_own_config(algo):
+    """The oracle: the values netmarl is given are those of EPyMARL's default.yaml + algs/<algo>.yaml."""
+    import yaml
+    config = yaml.safe_load((EPYMARL / "src/config/default.yaml").read_text())
+    config.update(yaml.safe_load((EPYMARL / f"src/config/algs/{algo}.yaml").read_text()))
+    given = dict(o.split("=", 1) for o in lib.NETMARL_ALGOS[algo] + lib.NETMARL_COMMON if "." in o.split("=")[0])
+    assert float(given["algo.lr"]) == config["lr"]
+    assert int(given["algo.hidden"]) == config["hidden_dim"]
+    assert int(given["algo.eps_anneal_steps"]) == config["epsilon_anneal_time"]
+    assert int(given["algo.buffer_size"]) == config["buffer_size"]
+    assert int(given["algo.batch_size"]) == config["batch_size"]
+    assert int(given["algo.target_update_interval"]) == config["target_update_interval_or_tau"]
+    assert float(given["algo.grad_clip"]) == config["grad_norm_clip"]
+    assert float(given["algo.gamma"]) == config["gamma"]
+    assert given["algo.standardise_rewards"] == str(config["standardise_rewards"]).lower()
+    assert given["algo.double_q"] == str(config["double_q"]).lower()
+    shared = config["mac"] != "non_shared_mac"  # the _ns configs select the non-shared controller
+    assert ("algo=vdn_ps" in lib.NETMARL_ALGOS[algo] or "algo=iql_ps" in lib.NETMARL_ALGOS[algo]) == shared
+    assert config["obs_agent_id"] == shared and config["obs_last_action"] is False
