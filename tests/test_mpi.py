@@ -293,3 +293,6 @@ def test_exchange_options_are_checked():
     with pytest.raises(ValueError, match="in-process simulator"):
         Trainer(compose(["algo=dvdn", "algo.comm.exchange=async"]))
     _check_exchange(compose(["algo=dvdn", "algo.comm.exchange=async", "algo.comm.loss=0.2"]), 5.0)
+    from netmarl.distributed.runtime import _check
+    with pytest.raises(ValueError, match="netmarl agent runs the value family"):
+        _check(compose(["algo=mappo", "run.id=x"]))

@@ -135,6 +135,9 @@ def _finish_env(run: RunDir, config: TrainConfig, world, process) -> None:
 
 def _check(config: TrainConfig) -> None:
     check(config)  # types and ranges of every field (netmarl/config.py)
+    if config.algo.family != "value":
+        raise ValueError(f"netmarl agent runs the value family (algo=dvdn, dvdn_gt, ...); "
+                         f"algo.family={config.algo.family!r} ({config.algo.name}) trains with netmarl train")
     if not config.run.id:
         raise ValueError("netmarl agent needs run.id=<name>: every process must agree on the run "
                          "directory (runs/<id>/)")
