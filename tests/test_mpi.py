@@ -85,19 +85,20 @@ def _simulate(overrides: list[str], nudge: bool = False):
 # their results differ in the last bits, and training amplifies such differences (the tracker's SGD
 # steps of DVDN (GT) most). The tolerance is derived from that amplification, measured in the test:
 # the simulator is run a second time from parameters one ulp away, and MPI must be within
-# FLOAT_SLACK times that run's distance from the plain one (plus a floor of a few float32 ulps,
-# 1e-6 relative, for quantities that did not move at all).
+# FLOAT_SLACK times that run's largest distance from the plain one (plus a floor of a few float32
+# ulps, 1e-6 relative, for quantities that did not move at all).
 STEPS = {"dvdn": 800, "dvdn_gt": 800}
 FLOAT_SLACK = 10.0
 
 
 def _close(mpi, sim, nudged, what: str) -> None:
-    """|mpi - sim| <= FLOAT_SLACK |nudged - sim| + 1e-6 |sim| + 1e-7, elementwise."""
+    """max |mpi - sim| <= FLOAT_SLACK max |nudged - sim| + 1e-6 max |sim| + 1e-7 over an array (a
+    metric, a parameter leaf): rounding differences spread over its elements differently in the
+    two runs, so they are compared by their largest size, not element by element."""
     mpi, sim, nudged = (np.asarray(x, np.float64) for x in (mpi, sim, nudged))
-    bound = FLOAT_SLACK * np.abs(nudged - sim) + 1e-6 * np.abs(sim) + 1e-7
-    worst = np.max(np.abs(mpi - sim) - bound)
-    assert worst <= 0, (f"{what}: MPI differs from the simulator by {np.max(np.abs(mpi - sim)):.3g}; "
-                        f"a one-ulp start moves it by {np.max(np.abs(nudged - sim)):.3g}")
+    drift, nudge = np.max(np.abs(mpi - sim)), np.max(np.abs(nudged - sim))
+    assert drift <= FLOAT_SLACK * nudge + 1e-6 * np.max(np.abs(sim)) + 1e-7, (
+        f"{what}: MPI differs from the simulator by {drift:.3g}; a one-ulp start moves it by {nudge:.3g}")
 
 
 def _metrics(path: Path) -> list[dict]:
