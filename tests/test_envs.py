@@ -13,7 +13,9 @@ from netmarl.envs.render import save_gif
 # test_every_registered_env_is_covered.
 CONTRACT_ENVS = ["lbf-easy", "lbf-medium", "lbf-hard", "lbf-tiny", "lbf:Foraging-2s-8x8-2p-2f-coop",
                  *(f"matrix:{g}" for g in GAMES), "boxjump-paper", "boxjump",
-                 "marbler-arctic", "marbler-material", "marbler-pcp", "marbler-warehouse"]
+                 "marbler-arctic", "marbler-material", "marbler-pcp", "marbler-warehouse",
+                 "mpe-spread", "mpe-speaker-listener", "mpe-reference", "mpe-adversary", "mpe-tag",
+                 "jaxmarl:switch_riddle", "smax:3m", "smax:MMM2"]
 
 
 def test_every_registered_env_is_covered():
