@@ -170,7 +170,7 @@ class JaxMARLEnv(Environment):
 
     def _reset(self, key: Array):
         obs, inner = self.inner.reset(key)
-        state = JaxMARLState(inner, jnp.int32(0))
+        state = JaxMARLState(_strong(inner), jnp.int32(0))
         zero = jnp.zeros(self.num_agents)
         return state, self._timestep(obs, inner, zero, jnp.bool_(False), jnp.bool_(False))
 
@@ -187,7 +187,7 @@ class JaxMARLEnv(Environment):
             reward = reward / self.num_agents
         terminal = self.terminal(inner, dones["__all__"], t)
         truncated = (t >= self.max_steps) & ~terminal
-        return JaxMARLState(inner, t), self._timestep(obs, inner, reward, terminal, truncated)
+        return JaxMARLState(_strong(inner), t), self._timestep(obs, inner, reward, terminal, truncated)
 
     def terminal(self, inner, done: Array, t: Array) -> Array:
         """[] bool: the episode ended in a terminal state (the env's done flag before the limit)."""
@@ -218,6 +218,12 @@ class JaxMARLEnv(Environment):
     def render(self, state: JaxMARLState) -> np.ndarray:
         from netmarl.envs.jaxmarl_render import render_jaxmarl
         return render_jaxmarl(self, state.inner)
+
+
+def _strong(tree):
+    """`tree` with every leaf strongly typed: JaxMARL states mix weak and strong types between
+    reset and step, which would recompile a jitted step on its second call."""
+    return jax.tree.map(lambda x: jnp.asarray(x, jnp.asarray(x).dtype), tree)
 
 
 def _own_limit(inner) -> int | None:
