@@ -83,3 +83,20 @@ def test_smax_won_terminates_with_bonus():
     # every ally gets it, the adapter splits it into equal shares
     np.testing.assert_allclose(ts.team_reward, 3 / 135 + 1.0, rtol=1e-5)
     np.testing.assert_allclose(ts.reward, ts.team_reward / 3, rtol=1e-6)
+
+
+def test_render_mpe_and_smax(tmp_path):
+    from netmarl.envs.render import save_gif
+    frames = []
+    for name in ("mpe-spread", "smax:3m"):
+        env = make(name)
+        state, _ = env.reset(jax.random.key(0))
+        frame = env.render(state)
+        assert frame.shape == (400, 400, 3) and frame.dtype == np.uint8
+        assert len(np.unique(frame.reshape(-1, 3), axis=0)) >= 3  # background and two kinds of disc
+        frames.append(frame)
+    save_gif(frames, tmp_path / "episode.gif")
+    assert (tmp_path / "episode.gif").stat().st_size > 0
+    with pytest.raises(NotImplementedError, match="no renderer"):
+        env = make("jaxmarl:switch_riddle")
+        env.render(env.reset(jax.random.key(0))[0])
