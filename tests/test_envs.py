@@ -13,7 +13,11 @@ from netmarl.envs.render import save_gif
 # test_every_registered_env_is_covered.
 CONTRACT_ENVS = ["lbf-easy", "lbf-medium", "lbf-hard", "lbf-tiny", "lbf:Foraging-2s-8x8-2p-2f-coop",
                  *(f"matrix:{g}" for g in GAMES), "boxjump-paper", "boxjump",
-                 "marbler-arctic", "marbler-material", "marbler-pcp", "marbler-warehouse"]
+                 "marbler-arctic", "marbler-material", "marbler-pcp", "marbler-warehouse",
+                 "mpe-spread", "mpe-speaker-listener", "mpe-reference", "mpe-adversary", "mpe-tag",
+                 "jaxmarl:switch_riddle", "smax:3m"]
+# Compiling these takes 30-60 s on the shared 2-core machines: run with the slow tests.
+SLOW_CONTRACT_ENVS = ["smax:MMM2"]
 
 
 def test_every_registered_env_is_covered():
@@ -22,7 +26,8 @@ def test_every_registered_env_is_covered():
     assert {"boxjump-paper", "boxjump"} <= set(PRESETS)
 
 
-@pytest.mark.parametrize("name", CONTRACT_ENVS)
+@pytest.mark.parametrize("name", CONTRACT_ENVS + [pytest.param(name, marks=pytest.mark.slow)
+                                                  for name in SLOW_CONTRACT_ENVS])
 def test_contract_vmap_1024_jit_determinism(name):
     env = make(name)
     n, a = env.num_agents, env.num_actions

@@ -59,6 +59,9 @@ class TimeStep(NamedTuple):
     team_reward: Array  # [] float32
     terminated: Array  # [] bool, the episode ended in a terminal state (do not bootstrap)
     truncated: Array  # [] bool, the episode hit its time limit (bootstrap from obs)
+    info: Any = None  # optional episode outcome, a dict of [] arrays with a fixed structure per env
+    #   (e.g. {"won": bool} for SMAX battles, true on the step that ends a won episode); None for
+    #   environments with nothing to report. Replay does not store it; evaluation may sum it.
 
     @property
     def done(self) -> Array:
@@ -66,7 +69,7 @@ class TimeStep(NamedTuple):
         return jnp.logical_or(self.terminated, self.truncated)
 
 
-def make_timestep(obs, state, avail, reward, terminated, truncated) -> TimeStep:
+def make_timestep(obs, state, avail, reward, terminated, truncated, info=None) -> TimeStep:
     """Builds a TimeStep with canonical dtypes; the team reward is the sum of the shares."""
     reward = jnp.asarray(reward, jnp.float32)
     return TimeStep(
@@ -77,6 +80,7 @@ def make_timestep(obs, state, avail, reward, terminated, truncated) -> TimeStep:
         team_reward=reward.sum(),
         terminated=jnp.asarray(terminated, bool),
         truncated=jnp.asarray(truncated, bool),
+        info=info,
     )
 
 

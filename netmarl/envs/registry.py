@@ -16,10 +16,12 @@ from collections.abc import Callable
 from netmarl.config import has_type, type_name
 from netmarl.envs.boxjump import BoxJump
 from netmarl.envs.core import Environment
+from netmarl.envs.jaxmarl import make_jaxmarl
 from netmarl.envs.lbf import LBF
 from netmarl.envs.marbler import TASK_DESCRIPTION as _MARBLER_TASKS
 from netmarl.envs.marbler import make_marbler
 from netmarl.envs.matrix import GAMES, make_matrix
+from netmarl.envs.smax import SMAC_MAPS, make_smax
 
 _LBF_ID = re.compile(r"^Foraging(?:-(?P<sight>\d+)s)?-(?P<rows>\d+)x(?P<cols>\d+)-(?P<players>\d+)p-"
                      r"(?P<food>\d+)f(?P<coop>-coop)?(?P<pen>-pen)?$")
@@ -64,6 +66,9 @@ FAMILIES: dict[str, tuple[Callable[..., Environment], str]] = {
     "matrix": (_make_matrix, ", ".join(sorted(GAMES)) + ", penalty-<k>"),
     "boxjump": (make_boxjump, _BOXJUMP_EXAMPLE),
     "marbler": (make_marbler, _MARBLER_TASKS),
+    # JaxMARL through one adapter (netmarl/envs/jaxmarl.py; jaxmarl is imported on first use)
+    "jaxmarl": (make_jaxmarl, "a jaxmarl.registered_envs id, e.g. MPE_simple_spread_v3"),
+    "smax": (make_smax, ", ".join(SMAC_MAPS)),
 }
 
 # preset -> (environment id, default options); specs/lbf.md fixes the LBF presets.
@@ -80,6 +85,12 @@ PRESETS: dict[str, tuple[str, dict]] = {
     "marbler-material": ("marbler:material", {}),
     "marbler-pcp": ("marbler:pcp", {}),
     "marbler-warehouse": ("marbler:warehouse", {}),
+    # particle tasks (JaxMARL's MPE); the adversarial ones train one side, the other acts at random
+    "mpe-spread": ("jaxmarl:MPE_simple_spread_v3", {}),
+    "mpe-speaker-listener": ("jaxmarl:MPE_simple_speaker_listener_v4", {}),
+    "mpe-reference": ("jaxmarl:MPE_simple_reference_v3", {}),
+    "mpe-adversary": ("jaxmarl:MPE_simple_adversary_v3", {"controlled": "agent_0,agent_1"}),
+    "mpe-tag": ("jaxmarl:MPE_simple_tag_v3", {"controlled": "adversary_0,adversary_1,adversary_2"}),
 }
 
 

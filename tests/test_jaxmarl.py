@@ -1,0 +1,102 @@
+"""The JaxMARL adapter: lazy import, option checks, padding, controlled agents, episode ends, no
+recompilation. (Contract tests over the registered JaxMARL envs live in test_envs.py.)"""
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from netmarl.envs import make
+from netmarl.envs.jaxmarl import JaxMARLState
+
+pytest.importorskip("jaxmarl")
+
+
+def test_import_netmarl_does_not_import_jaxmarl():
+    code = ("import sys, netmarl, netmarl.envs, netmarl.cli; "
+            "sys.exit('jaxmarl' in sys.modules or 'netmarl.envs.smax_medivac' in sys.modules)")
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+@pytest.mark.parametrize("name,options,message", [
+    ("jaxmarl:MPE_nope", {}, "unknown JaxMARL environment 'MPE_nope'; accepted: MPE_simple_v3"),
+    ("jaxmarl:MPE_simple_spread_v3", {"num_agent": 4},
+     r"unknown environment option\(s\) \['num_agent'\]; accepted: num_agents, num_landmarks"),
+    ("jaxmarl:MPE_simple_spread_v3", {"team_reward": "max"}, "team_reward='max' is not known; accepted: sum, mean"),
+    ("jaxmarl:MPE_simple_tag_v3", {"controlled": "adversary_9"},
+     r"controlled agent\(s\) \['adversary_9'\] do not exist; accepted: adversary_0"),
+    ("jaxmarl:MPE_simple_world_comm_v3", {}, "has action space Box; accepted: Discrete"),
+    ("jaxmarl:hanabi", {}, "pass the option time_limit="),
+    ("jaxmarl:MPE_simple_spread_v3", {"num_agents": [3]}, "must be a number, string or bool"),
+    ("smax:4m", {}, "unknown SMAX map '4m'; accepted: 3m, 8m"),
+    ("smax:3m", {"attack_mode": "weakest"}, "attack_mode='weakest' is not known; accepted: closest, random"),
+    ("smax:3m", {"scenario": 1}, r"unknown environment option\(s\) \['scenario'\]; accepted: max_steps"),
+    ("smax:3m", {"max_steps": 0}, "max_steps=0 must be a positive integer"),
+])
+def test_bad_names_and_options_are_named(name, options, message):
+    with pytest.raises(ValueError, match=message):
+        make(name, **options)
+
+
+def test_heterogeneous_padding_and_mask():
+    env = make("mpe-speaker-listener")  # speaker: 3 obs, 3 actions; listener: 11 obs, 5 actions
+    assert env.agents == ("speaker_0", "listener_0")
+    assert env.agent_obs_dims == (3, 11) and env.agent_num_actions == (3, 5) and not env.homogeneous
+    np.testing.assert_array_equal(env.obs_mask.sum(1), [3, 11])
+    state, ts = env.reset(jax.random.key(0))
+    assert ts.obs.shape == (2, 11) and not ts.obs[0, 3:].any()
+    np.testing.assert_array_equal(ts.avail, [[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]])
+    # the speaker sees the goal landmark's colour: 0.65 at the goal index, 0.15 elsewhere
+    np.testing.assert_allclose(ts.obs[0, :3], np.where(np.arange(3) == state.inner.goal, 0.65, 0.15))
+    assert ts.state.shape == (14,)  # both unpadded observations
+    with pytest.raises(ValueError, match=r"action\(s\) \[4\] of agent\(s\) \[0\] out of range"):
+        env.step(jax.random.key(1), state, jnp.array([4, 0]))
+
+
+def test_controlled_side_and_time_limit():
+    env = make("mpe-tag")  # three predators trained, the prey random
+    assert env.agents == ("adversary_0", "adversary_1", "adversary_2") and env.others == ("agent_0",)
+    assert env.state_dim == 3 * 16 + 14
+    state, ts = env.reset(jax.random.key(0))
+    step = jax.jit(env.step)
+    for t in range(1, 26):
+        state, ts = step(jax.random.key(t), state, jnp.zeros(3, jnp.int32))
+        assert bool(ts.truncated) == (t == 25) and not bool(ts.terminated)  # PettingZoo's 25 cycles
+    assert step._cache_size() == 1  # one compilation for every step
+    assert make("mpe-tag") == env and hash(make("mpe-tag")) == hash(env)  # jit caches are shared
+
+
+def test_smax_won_terminates_with_bonus():
+    env = make("smax:3m", enemy_shoots=False)
+    state, ts = env.reset(jax.random.key(0))
+    assert env.max_steps == 60 and ts.info == {"won": False} and ts.state.shape == (72,)
+    smax = state.inner.state
+    # put every enemy within range of one marine, each with 1 health left: one volley wins
+    pos = smax.unit_positions.at[3:].set(smax.unit_positions[0] + jnp.array([[3.0, 0], [3, 1], [3, -1]]))
+    state = JaxMARLState(state.inner.replace(state=smax.replace(
+        unit_positions=pos, unit_health=smax.unit_health.at[3:].set(1.0))), state.t)
+    _, ts = env.step(jax.random.key(1), state, jnp.array([5, 6, 7]))  # ally i shoots enemy i
+    assert bool(ts.terminated) and not bool(ts.truncated) and bool(ts.info["won"])
+    # SMAX reward: health lost by the enemy team as a fraction (3 x 1 / (3 x 45)) + 1 for the win;
+    # every ally gets it, the adapter splits it into equal shares
+    np.testing.assert_allclose(ts.team_reward, 3 / 135 + 1.0, rtol=1e-5)
+    np.testing.assert_allclose(ts.reward, ts.team_reward / 3, rtol=1e-6)
+
+
+def test_render_mpe_and_smax(tmp_path):
+    from netmarl.envs.render import save_gif
+    frames = []
+    for name in ("mpe-spread", "smax:3m"):
+        env = make(name)
+        state, _ = env.reset(jax.random.key(0))
+        frame = env.render(state)
+        assert frame.shape == (400, 400, 3) and frame.dtype == np.uint8
+        assert len(np.unique(frame.reshape(-1, 3), axis=0)) >= 3  # background and two kinds of disc
+        frames.append(frame)
+    save_gif(frames, tmp_path / "episode.gif")
+    assert (tmp_path / "episode.gif").stat().st_size > 0
+    with pytest.raises(NotImplementedError, match="no renderer"):
+        env = make("jaxmarl:switch_riddle")
+        env.render(env.reset(jax.random.key(0))[0])
