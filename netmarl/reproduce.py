@@ -39,7 +39,8 @@ RANDOM = "random"  # the pseudo-algorithm of the uniformly random policy (needs 
 FINAL_EVAL = "final_eval.json"
 EXPERIMENTS = sorted(p.stem for p in CONF_DIR.glob("*.yaml"))
 # report name -> "module:function(folder, runs, experiment, doc) -> Path" (written after the table)
-REPORTS = {"decomposition-games": "netmarl.results.decomposition:write_report"}
+REPORTS = {"decomposition-games": "netmarl.results.decomposition:write_report",
+           "decomposition-lbf": "netmarl.results.decomposition:write_curves_report"}
 
 
 @dataclasses.dataclass(frozen=True)
