@@ -139,7 +139,8 @@ def claims(results: dict[str, dict[str, dict]]) -> list[str]:
         _fits(mono["qmix"]) and not _fits(mono["vdn"]),
         "; ".join(_fit_text(NAMES[a], mono[a]) for a in ("vdn", "qmix")))
     add("lecture", "climbing game: neither VDN nor QMIX learns the true Q_tot; both converge to "
-        "sub-optimal policies", not any(_fits(climb[a]) or any(climb[a]["optimal"]) for a in ("vdn", "qmix")),
+        "sub-optimal policies (in most seeds)", not any(_fits(climb[a]) or sum(climb[a]["optimal"]) >
+                                                        len(climb[a]["optimal"]) / 2 for a in ("vdn", "qmix")),
         "; ".join(_fit_text(NAMES[a], climb[a]) for a in ("vdn", "qmix")))
     for (task, algo), (_, joint) in LECTURE.items():
         c = r[task][algo]
@@ -156,6 +157,20 @@ def claims(results: dict[str, dict[str, dict]]) -> list[str]:
                 add("textbook", f"{task}: {NAMES[algo]} (full IGM class) recovers the optimum",
                     sum(c["optimal"]) > len(c["greedy"]) / 2, _fit_text(NAMES[algo], c))
     return ["| source | statement | netmarl (10 seeds) | verdict |", "|---|---|---|---|", *rows]
+
+
+def penalty_sweep(results: dict[str, dict[str, dict]]) -> list[str]:
+    """Seeds (of 10) whose greedy joint action is optimal, per algorithm and penalty k."""
+    tasks = [t for t in results if "penalty" in t]
+    if not tasks:
+        return []
+    ks = [f"k = −{t.rsplit('-', 1)[1]}" if t.rsplit("-", 1)[1] != "0" else "k = 0" for t in tasks]
+    algos = list(results[tasks[0]])
+    lines = ["| algorithm | " + " | ".join(ks) + " |", "|---|" + "---:|" * len(ks)]
+    for algo in algos:
+        lines.append(f"| {NAMES.get(algo, algo)} | " + " | ".join(
+            f"{sum(results[t][algo]['optimal'])}/{len(results[t][algo]['greedy'])}" for t in tasks) + " |")
+    return ["Greedy joint action optimal (one of the two corners worth 10), seeds out of 10:", "", *lines]
 
 
 def lecture_cells(results: dict[str, dict[str, dict]]) -> list[str]:
@@ -209,6 +224,7 @@ def write_report(folder: Path, runs, experiment: dict, doc: Path) -> Path:
         "argmaxes; PairVDN's cyclic DP). 'Fits R' means |Q_tot − R| ≤ 0.5 on every joint action.", "",
         "## The seeds' statements, checked", "", *claims(results), "",
         "## The lecture's decompositions, entry by entry", "", *lecture_cells(results), "",
+        "## The penalty game from k = −100 to k = 0", "", *penalty_sweep(results), "",
         "## Game by game", "", *sections,
         "## Wall time and machine", "",
         f"- Wall time of the study: {sum(w['wall_time_s'] for w in wall) / 60:.1f} min over {len(wall)} "
