@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from netmarl.reproduce import RANDOM, Run, load_experiment, plan
+from netmarl.results.provenance import kept_discussion  # noqa: F401 (re-exported for the reports)
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "docs" / "results"
@@ -94,13 +95,6 @@ def _gap_closed(a, b, c, low: str, mid: str, high: str) -> str:
     if b.max_mean >= c.max_mean:
         return f"all: {mid} ≥ {high}"
     return f"{(b.max_mean - a.max_mean) / (c.max_mean - a.max_mean):.0%}"
-
-
-def kept_discussion(doc: Path) -> str:
-    """The hand-written part of `doc` from "## Discussion" on (kept when the report is regenerated)."""
-    if doc.exists() and "## Discussion" in doc.read_text():
-        return "## Discussion" + doc.read_text().split("## Discussion", 1)[1].rstrip() + "\n"
-    return "## Discussion\n\n(to be written)\n"
 
 
 def table_report(name: str, folder: Path, doc: Path, title: str, paper: dict, names: dict[str, str],

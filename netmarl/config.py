@@ -14,11 +14,15 @@ from typing import Any
 
 @dataclass
 class MixerConfig:
-    """QMIX mixer (read only when algo.team_td = qmix)."""
+    """The mixing network of a mixed strategy (read only when algo.team_td = qmix, qplex or qtran)."""
 
-    embed: int = 32  # mixing-network embedding size
-    hyper_hidden: int = 64  # hypernetwork hidden units (0: single linear W1/w2 hypernetworks)
-    activation: str = "elu"  # elu | relu: mixing-network nonlinearity
+    embed: int = 32  # mixing-network embedding size (QMIX), hidden width of QPLEX's weight and
+    #   attention networks and of QTRAN's Q_jt / V_jt networks
+    hyper_hidden: int = 64  # QMIX: hypernetwork hidden units (0: single linear W1/w2 hypernetworks)
+    activation: str = "elu"  # QMIX: elu | relu, mixing-network nonlinearity
+    heads: int = 4  # QPLEX: attention heads K of the advantage weights λ_i(s, a)
+    opt_weight: float = 1.0  # QTRAN: λ_opt, weight of L_opt
+    nopt_weight: float = 1.0  # QTRAN: λ_nopt, weight of L_nopt
 
 
 @dataclass
@@ -81,7 +85,8 @@ class AlgoConfig:
 
     name: str = "vdn"  # display name of the algorithm (used in run ids and tables)
     family: str = "value"  # value: the Q-learner (algos/value) | policy: actor-critic (algos/policy)
-    team_td: str = "vdn"  # how each agent's team TD is formed: iql | vdn | qmix (see algos/value/team_td.py)
+    team_td: str = "vdn"  # how each agent's team TD is formed: iql | vdn | dvdn | qmix | qplex | qtran |
+    #   pairvdn (see algos/value/team_td.py)
     shared_params: bool = False  # one parameter set for all agents, one-hot agent ids appended
     agent: str = "gru"  # agent network: gru | mlp
     hidden: int = 64  # hidden units per layer
@@ -160,7 +165,8 @@ RANGES: dict[str, str] = {
     "algo.target_update_interval": "[1, inf)", "algo.target_tau": "(0, 1]",
     "algo.eps_start": "[0, 1]", "algo.eps_finish": "[0, 1]", "algo.eps_anneal_steps": "[0, inf)",
     "algo.updates_per_iteration": "[1, inf)", "algo.learn_start": "[0, inf)",
-    "algo.mixer.embed": "[1, inf)", "algo.mixer.hyper_hidden": "[0, inf)",
+    "algo.mixer.embed": "[1, inf)", "algo.mixer.hyper_hidden": "[0, inf)", "algo.mixer.heads": "[1, inf)",
+    "algo.mixer.opt_weight": "[0, inf)", "algo.mixer.nopt_weight": "[0, inf)",
     "algo.comm.p_drop": "[0, 1)", "algo.comm.rounds": "[1, inf)", "algo.comm.num_edges": "[0, inf)",
     "algo.comm.loss": "[0, 1)", "algo.comm.patience": "(0, inf)",
     "algo.policy.n_step": "[1, inf)", "algo.policy.gae_lambda": "[0, 1]",

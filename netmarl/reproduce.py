@@ -14,6 +14,10 @@ An optional `final_eval: {episodes: E, envs: {NAME: {env option: value}}}` evalu
 run's final policy greedily for E episodes on each named variant of the evaluation environment (e.g.
 longer horizons) into <run>/final_eval.json, and `final_table.md/.csv` tabulates them; the
 pseudo-algorithm `random` in `algos` is the uniformly random policy, evaluated the same way.
+
+`seed_axis: vmap` trains each cell's seeds as one vmapped run `<dir>/<task>_<algo>` (tiny tasks such
+as matrix games, where one compilation per cell dominates); `report: {name: R, doc: PATH}` then
+writes a study document with the registered report R (REPORTS) from the finished runs.
 """
 from __future__ import annotations
 
@@ -34,6 +38,9 @@ CONF_DIR = Path(__file__).parent / "conf" / "reproduce"
 RANDOM = "random"  # the pseudo-algorithm of the uniformly random policy (needs final_eval)
 FINAL_EVAL = "final_eval.json"
 EXPERIMENTS = sorted(p.stem for p in CONF_DIR.glob("*.yaml"))
+# report name -> "module:function(folder, runs, experiment, doc) -> Path" (written after the table)
+REPORTS = {"decomposition-games": "netmarl.results.decomposition:write_report",
+           "decomposition-lbf": "netmarl.results.decomposition:write_curves_report"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,6 +54,7 @@ class Run:
     path: Path
     budget: int  # env steps per seed, from the composed config (0 for the random policy)
     final_eval: dict | None = None  # {"episodes": E, "envs": {name: env options}} or None
+    seeds: int = 1  # seeds of this run (vmapped): seed .. seed + seeds - 1
 
     @property
     def trained(self) -> bool:
@@ -85,6 +93,13 @@ def load_experiment(name: str) -> dict:
     if missing:
         raise ValueError(f"experiment {path} lacks {sorted(missing)}")
     _check_final_eval(experiment, path)
+    if experiment.get("seed_axis", "runs") not in ("runs", "vmap"):
+        raise ValueError(f"experiment {path}: seed_axis {experiment['seed_axis']!r}; accepted: runs "
+                         "(one run per seed), vmap (one run per cell, seeds vmapped)")
+    report = experiment.get("report")
+    if report is not None and (not isinstance(report, dict) or report.get("name") not in REPORTS):
+        raise ValueError(f"experiment {path}: report {report!r} must be {{name: N, doc: PATH}} with N "
+                         f"among {', '.join(REPORTS)}")
     return experiment
 
 
@@ -110,9 +125,13 @@ def plan(experiment: dict, root: Path, seeds: int | None = None, steps: int | No
     cells = {(task, algo): (*shared, *per_task.get(task, []), *per_algo.get(algo, []), *extra)
              for task in experiment["tasks"] for algo in experiment["algos"]}
     budgets = {cell: _budget(*cell, overrides) for cell, overrides in cells.items()}
+    seeds = seeds or experiment["seeds"]
+    if experiment.get("seed_axis") == "vmap":
+        return [Run(task, algo, 0, cells[task, algo], root / f"{task}_{algo}", budgets[task, algo],
+                    experiment.get("final_eval"), seeds) for task, algo in cells]
     return [Run(task, algo, seed, cells[task, algo], root / f"{task}_{algo}_s{seed}", budgets[task, algo],
                 experiment.get("final_eval"))
-            for task, algo in cells for seed in range(seeds or experiment["seeds"])]
+            for task, algo in cells for seed in range(seeds)]
 
 
 def _keyed_overrides(experiment: dict, kind: str) -> dict[str, list[str]]:
@@ -149,7 +168,7 @@ def execute(run: Run) -> None:
 
 
 def _run_overrides(run: Run, algo: str) -> list[str]:
-    return [*run.overrides, f"env={run.task}", f"algo={algo}", f"run.seed={run.seed}", "run.seeds=1",
+    return [*run.overrides, f"env={run.task}", f"algo={algo}", f"run.seed={run.seed}", f"run.seeds={run.seeds}",
             f"run.dir={run.path.parent}", f"run.id={run.path.name}", "run.progress=false"]
 
 
@@ -193,7 +212,19 @@ def reproduce(name: str, root: str | None = None, seeds: int | None = None, jobs
              dict.fromkeys((r.task, r.algo) for r in runs)]
     todo = [cell for cell in cells if any(r.state != "done" for r in cell)]
     _run_cells(todo, jobs, runs, _WallClock(folder, jobs))
-    return write_results(folder, runs)
+    write_results(folder, runs)
+    if experiment.get("report") and all(r.state == "done" for r in runs):
+        write_report(experiment, folder, runs)
+    return folder
+
+
+def write_report(experiment: dict, folder: Path, runs: list[Run]) -> Path:
+    """The experiment's study document (its `report`), from its finished runs."""
+    import importlib
+
+    module, _, function = REPORTS[experiment["report"]["name"]].partition(":")
+    doc = Path(experiment["report"].get("doc", folder / "report.md"))
+    return getattr(importlib.import_module(module), function)(folder, runs, experiment, doc)
 
 
 def _run_cells(cells: list[list[Run]], jobs: int, runs: list[Run], clock: "_WallClock") -> None:

@@ -1,12 +1,10 @@
 """Small shared helpers for the learner tests."""
-import itertools
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from netmarl.config import AlgoConfig, EnvConfig, RunConfig, TrainConfig
-from netmarl.nets.agents import apply_agents
+from netmarl.results.qtables import q_tables
 from netmarl.train.runner import Trainer
 
 
@@ -27,16 +25,5 @@ def train_steps(config: TrainConfig):
 
 
 def joint_q_table(trainer: Trainer, carry) -> np.ndarray:
-    """Q_tot(a_1, a_2) [A, A] at the first step of a matrix game (sum, or the QMIX mixer)."""
-    env, learner = trainer.env, trainer.learner
-    _, ts = env.reset(jax.random.key(0))
-    q, _ = apply_agents(learner.net, carry.learner.params, learner.prepare_obs(ts.obs),
-                        learner.initial_hidden(), learner.config.shared_params)
-    table = np.zeros((env.num_actions,) * env.num_agents)
-    for joint in itertools.product(range(env.num_actions), repeat=env.num_agents):
-        q_joint = q[jnp.arange(env.num_agents), jnp.array(joint)]
-        if learner.mixer is None:
-            table[joint] = float(q_joint.sum())
-        else:
-            table[joint] = float(learner.mixer.apply(carry.learner.mixer_params, q_joint, ts.state))
-    return table
+    """Q_tot(a_1, a_2) [A, A] at the first step of a matrix game (sum, or the mixer's Q_tot)."""
+    return np.asarray(q_tables(trainer.learner, carry.learner, trainer.env, jax.random.key(0)).q_tot)

@@ -227,7 +227,7 @@ def test_every_shipped_experiment_composes(name, tmp_path):
     runs = plan(load_experiment(name), tmp_path)
     for run in {(r.task, r.algo): r for r in runs}.values():
         config = compose(_run_overrides(run, "iql" if run.algo == RANDOM else run.algo))
-        assert config.env.name == run.task
+        assert config.env.name == compose([f"env={run.task}"]).env.name  # a preset or an env id
         assert run.budget == (0 if run.algo == RANDOM else config.run.total_steps)
         make(config.env.name, **config.env.options)
         for options in (run.final_eval or {"envs": {}})["envs"].values():
@@ -244,3 +244,25 @@ def test_dvdn_reproductions_give_every_agent_the_team_reward(name, tmp_path):
     for run in {r.algo: r for r in runs}.values():
         algo = compose(_run_overrides(run, run.algo)).algo
         assert algo.reward_shares == ("team" if algo.team_td == "iql" else "equal"), run.algo
+
+
+def test_vmapped_seed_axis_plans_one_run_per_cell_with_all_seeds(tmp_path):
+    path = _write(tmp_path, EXPERIMENT + "seed_axis: vmap\n")
+    runs = plan(load_experiment(str(path)), tmp_path / "out", steps=300)
+    assert [(r.path.name, r.seed, r.seeds) for r in runs] == [("matrix:climbing_iql", 0, 2),
+                                                              ("matrix:climbing_vdn", 0, 2)]
+    from netmarl.reproduce import _run_overrides
+    assert "run.seeds=2" in _run_overrides(runs[0], "iql")
+
+
+@pytest.mark.parametrize("bad, message", [("seed_axis: each\n", "seed_axis 'each'"),
+                                          ("report: {name: nope}\n", "decomposition-games")])
+def test_bad_seed_axis_or_report_is_refused(tmp_path, bad, message):
+    with pytest.raises(ValueError, match=message):
+        load_experiment(str(_write(tmp_path, EXPERIMENT + bad)))
+
+
+def test_decomposition_study_is_a_known_experiment():
+    experiment = load_experiment("decomposition-games")
+    assert "decomposition-games" in EXPERIMENTS and experiment["seed_axis"] == "vmap"
+    assert set(experiment["algos"]) == {"iql", "vdn", "qmix", "qtran", "qplex", "pairvdn"}

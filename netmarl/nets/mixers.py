@@ -1,8 +1,19 @@
-"""Mixers Q_tot = f(Q_1..Q_N; s). QMIX's monotone hypernetwork mixer (Rashid et al., 2018).
+"""Mixers Q_tot(s, a) = f(Q_1..Q_N; s, a), registered by name in `MIXERS`.
 
-    Q_tot = w2(s)ᵀ g(W1(s)ᵀ q + b1(s)) + b2(s),  W1, w2 >= 0 (absolute values), g = ELU or ReLU
+Every mixer sees all agents' utilities q [N, A] (so that it can form V_i = max_u Q_i and advantages),
+the joint action a [N], the available actions [N, A] and the global state s [S]:
 
-Non-negative mixing weights make ∂Q_tot/∂Q_i >= 0, so per-agent greedy actions are jointly greedy.
+- `qmix` (Rashid et al., 2018): Q_tot = w2(s)ᵀ g(W1(s)ᵀ q_a + b1(s)) + b2(s), W1, w2 ≥ 0, g = ELU/ReLU,
+  with q_a = (Q_i(a_i))_i. Non-negative weights make ∂Q_tot/∂Q_i ≥ 0: per-agent greedy actions are
+  jointly greedy (IGM), for monotone payoffs only.
+- `qplex` (Wang et al., 2021, duplex dueling): with V_i = max_u Q_i(u), A_i = Q_i(a_i) − V_i ≤ 0,
+  transformed by w_i(s) > 0, b_i(s): V_i(s) = w_i V_i + b_i, A_i(s, a_i) = w_i A_i, and
+      Q_tot(s, a) = Σ_i V_i(s) + Σ_i λ_i(s, a) A_i(s, a_i),
+      λ_i(s, a) = Σ_k υ_k(s) φ_{k,i}(s) ψ_{k,i}(s, a) > 0        (K attention heads)
+  A_tot ≤ 0 with equality iff every a_i is greedy: IGM for the whole IGM class (λ may depend on a).
+- `qtran` (Son et al., 2019): the joint-action value Q_jt(s, a) (an MLP of the state and the one-hot
+  joint action) and the state value V_jt(s) (`Mixer.value`); the factorised Q′ = Σ_i Q_i(a_i) is tied
+  to them by QTRAN's losses (algos/value/mixed.py).
 """
 from __future__ import annotations
 
@@ -16,10 +27,16 @@ Array = jax.Array
 
 
 class Mixer(NamedTuple):
-    """`apply(params, q [N], state [S]) -> q_tot []`."""
+    """`apply(params, q [N, A], a [N], avail [N, A], state [S]) -> Q_tot(s, a) []`."""
 
     init: Callable  # (key, num_agents, state_dim) -> params
     apply: Callable
+    value: Callable | None = None  # (params, state [S]) -> V_jt(s) [] (QTRAN only)
+
+
+def chosen(q: Array, a: Array) -> Array:
+    """Q_i(a_i) of every agent: q [N, A], a [N] -> [N]."""
+    return jnp.take_along_axis(q, a[:, None].astype(jnp.int32), -1)[:, 0]
 
 
 class _QMix(nn.Module):
@@ -52,4 +69,98 @@ def make_qmix(embed: int = 32, hyper_hidden: int = 64, activation: str = "elu") 
     if hyper_hidden < 0:
         raise ValueError(f"QMIX hyper_hidden {hyper_hidden} must be >= 0 (0: one-layer hypernetworks)")
     module = _QMix(embed, hyper_hidden, activation)
-    return Mixer(lambda key, n, s: module.init(key, jnp.zeros(n), jnp.zeros(s)), module.apply)
+    return Mixer(lambda key, n, s: module.init(key, jnp.zeros(n), jnp.zeros(s)),
+                 lambda params, q, a, avail, state: module.apply(params, chosen(q, a), state))
+
+
+class _QPlex(nn.Module):
+    embed: int
+    heads: int
+
+    @nn.compact
+    def __call__(self, q, a, avail, state):
+        n, num_actions = q.shape
+        v_i = jnp.max(jnp.where(avail, q, -jnp.inf), -1)  # [N]
+        adv_i = chosen(q, a) - v_i  # [N], ≤ 0, 0 at the greedy action
+
+        def mlp(x, out, name):
+            return nn.Dense(out, name=f"{name}_1")(nn.relu(nn.Dense(self.embed, name=f"{name}_0")(x)))
+
+        w = jnp.abs(mlp(state, n, "w")) + 1e-6  # transformation weights w_i(s) > 0
+        b = mlp(state, n, "b")
+        k = self.heads
+        joint = jnp.concatenate([state, jax.nn.one_hot(a, num_actions).ravel()])
+        upsilon = jnp.abs(mlp(state, k, "upsilon")) + 1e-6  # [K] head weights υ_k(s) > 0
+        phi = nn.sigmoid(mlp(state, k * n, "phi")).reshape(k, n)  # φ_{k,i}(s)
+        psi = nn.sigmoid(mlp(joint, k * n, "psi")).reshape(k, n)  # ψ_{k,i}(s, a)
+        lam = (upsilon[:, None] * phi * psi).sum(0)  # [N] λ_i(s, a) > 0
+        return jnp.sum(w * v_i + b) + jnp.sum(lam * w * adv_i)
+
+
+def make_qplex(num_actions: int, embed: int = 32, heads: int = 4) -> Mixer:
+    """QPLEX's duplex dueling mixer with `heads` attention heads of hidden width `embed`."""
+    if heads < 1 or embed < 1:
+        raise ValueError(f"QPLEX needs algo.mixer.heads >= 1 and algo.mixer.embed >= 1, got "
+                         f"heads={heads}, embed={embed}")
+    module = _QPlex(embed, heads)
+
+    def init(key, n, s):
+        return module.init(key, jnp.zeros((n, num_actions)), jnp.zeros(n, jnp.int32),
+                           jnp.ones((n, num_actions), bool), jnp.zeros(s))
+
+    return Mixer(init, module.apply)
+
+
+class _QTran(nn.Module):
+    embed: int
+    num_actions: int
+
+    def setup(self):
+        self.q_layers = [nn.Dense(self.embed), nn.Dense(self.embed), nn.Dense(1)]
+        self.v_layers = [nn.Dense(self.embed), nn.Dense(1)]
+
+    def __call__(self, a, state):
+        return self.q_jt(a, state), self.v_jt(state)
+
+    def q_jt(self, a, state):
+        """Q_jt(s, a): a 3-layer ReLU MLP of [s, one-hot a]. a [N], state [S] -> []."""
+        return _mlp(self.q_layers, jnp.concatenate([state, jax.nn.one_hot(a, self.num_actions).ravel()]))
+
+    def v_jt(self, state):
+        """V_jt(s): a 2-layer ReLU MLP. state [S] -> []."""
+        return _mlp(self.v_layers, state)
+
+
+def _mlp(layers, x):
+    for layer in layers[:-1]:
+        x = nn.relu(layer(x))
+    return layers[-1](x)[0]
+
+
+def make_qtran(num_actions: int, embed: int = 64) -> Mixer:
+    """QTRAN's joint networks: `apply` is Q_jt(s, a), `value` is V_jt(s); width `embed`."""
+    if embed < 1:
+        raise ValueError(f"QTRAN needs algo.mixer.embed >= 1, got {embed}")
+    module = _QTran(embed, num_actions)
+
+    def apply(params, q, a, avail, state):
+        del q, avail
+        return module.apply(params, a, state, method=_QTran.q_jt)
+
+    return Mixer(lambda key, n, s: module.init(key, jnp.zeros(n, jnp.int32), jnp.zeros(s)), apply,
+                 lambda params, state: module.apply(params, state, method=_QTran.v_jt))
+
+
+# name -> builder(mixer config (netmarl.config.MixerConfig), num_actions) -> Mixer
+MIXERS: dict[str, Callable] = {
+    "qmix": lambda m, num_actions: make_qmix(m.embed, m.hyper_hidden, m.activation),
+    "qplex": lambda m, num_actions: make_qplex(num_actions, m.embed, m.heads),
+    "qtran": lambda m, num_actions: make_qtran(num_actions, m.embed),
+}
+
+
+def make_mixer(name: str, config, num_actions: int) -> Mixer:
+    """The registered mixer `name` built from `config` (a MixerConfig)."""
+    if name not in MIXERS:
+        raise ValueError(f"unknown mixer {name!r}; accepted: {', '.join(MIXERS)}")
+    return MIXERS[name](config, num_actions)

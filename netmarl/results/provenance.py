@@ -34,3 +34,10 @@ def machine_lines(packages: tuple[str, ...] = ("jax", "jaxlib")) -> list[str]:
 def command_line() -> str:
     """The command that is running, as a shell line (run from the repository root)."""
     return shlex.join([".venv/bin/python", *sys.argv])
+
+
+def kept_discussion(doc: Path) -> str:
+    """The hand-written part of `doc` from "## Discussion" on (kept when the report is regenerated)."""
+    if doc.exists() and "## Discussion" in doc.read_text():
+        return "## Discussion" + doc.read_text().split("## Discussion", 1)[1].rstrip() + "\n"
+    return "## Discussion\n\n(to be written)\n"

@@ -1,4 +1,4 @@
-"""One Q-learner for the whole value-decomposition family (IQL, VDN, VDN (PS), QMIX, DVDN).
+"""One Q-learner for the whole value-decomposition family (IQL, VDN, VDN (PS), QMIX, QPLEX, QTRAN, DVDN).
 
 Per agent and transition (double Q, target network ω⁻; specs/dvdn.md):
 
@@ -6,8 +6,9 @@ Per agent and transition (double Q, target network ω⁻; specs/dvdn.md):
     δ_i  = r_i + γ (1 − terminated) Q_i(o'_i, a*_i; ω⁻_i) − Q_i(o_i, a_i; ω_i)
 
 A decomposed team-TD strategy turns δ [N] into Δ̂ [N] and each agent minimises (δ_i + sg(Δ̂_i − δ_i))²;
-a mixed strategy (QMIX) minimises the squared TD of Q_tot = mix(Q_1..Q_N; s). Time-limit truncation
-bootstraps (only `terminated` zeroes the discount).
+a mixed strategy (QMIX, QPLEX) minimises the squared TD of Q_tot = mix(Q_1..Q_N; s, a), or its own
+loss (QTRAN; algos/value/mixed.py). Time-limit truncation bootstraps (only `terminated` zeroes the
+discount).
 """
 from __future__ import annotations
 
@@ -17,13 +18,14 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from netmarl.algos.value.mixed import greedy_actions, mixed_loss
 from netmarl.algos.value.team_td import get_team_td, surrogate_loss
 from netmarl.comm import is_connected, make_schedule, with_gradient_tracking
 from netmarl.config import AlgoConfig, check
 from netmarl.envs.core import Environment
 from netmarl.nets.agents import (AgentNet, apply_agents, apply_sequence, init_agents, make_agent_net,
                                  with_agent_ids)
-from netmarl.nets.mixers import make_qmix
+from netmarl.nets.mixers import make_mixer
 from netmarl.train.replay import Episode
 
 Array = jax.Array
@@ -113,9 +115,8 @@ class QLearner:
             raise ValueError("team_td=pairvdn needs the pairwise learner: build learners with "
                              "netmarl.algos.value.pairvdn.make_learner")
         self.mixer = None
-        if self.team_td.mixer == "qmix":
-            m = config.mixer
-            self.mixer = make_qmix(m.embed, m.hyper_hidden, m.activation)
+        if self.team_td.loss is not None:  # a mixed strategy
+            self.mixer = make_mixer(self.team_td.mixer, config.mixer, env.num_actions)
         self.tx = self._optimiser()
 
     def _optimiser(self) -> optax.GradientTransformation:
@@ -197,8 +198,7 @@ class QLearner:
           target at the next observation), avail_t [N, A].
         Returns: (δ [N], Q_i(o_i, a_i) [N], bootstrap values Q⁻_i(o'_i, a*_i) [N]).
         """
-        selector = q_t if self.config.double_q else q_t_target
-        a_star = jnp.argmax(jnp.where(avail_t, selector, -jnp.inf), -1)
+        a_star = greedy_actions(q_t if self.config.double_q else q_t_target, avail_t)
         v_t = jnp.take_along_axis(q_t_target, a_star[:, None], -1)[:, 0]
         q_taken = jnp.take_along_axis(q_tm1, a_tm1[:, None], -1)[:, 0]
         delta = r_t + discount_t * jax.lax.stop_gradient(v_t) - q_taken
@@ -206,18 +206,16 @@ class QLearner:
 
     def loss(self, trainable, state: LearnerState, batch: Episode, weights):
         """Mean loss over the filled transitions of a batch of episodes [B, ...]."""
-        params, mixer_params = trainable["agents"], trainable["mixer"]
-        delta, q_taken, v_t, r_t, discount_t = self.deltas(params, state.target_params,
-                                                           state.reward_stats, batch)
+        q, q_target = self.q_batch(trainable["agents"], state.target_params, batch)
+        delta, q_taken, _, r_t, discount_t = self._deltas(q, q_target, state.reward_stats, batch)
         team = jnp.zeros_like(delta)
         if self.mixer is None:
             team = jax.vmap(jax.vmap(self.team_td.fn, (0, None)), (0, None))(delta, weights)
             per_step = jax.vmap(jax.vmap(surrogate_loss))(delta, team)
         else:
-            mix = jax.vmap(jax.vmap(self.mixer.apply, (None, 0, 0)), (None, 0, 0))
-            q_tot = mix(mixer_params, q_taken, batch.state[:, :-1])
-            v_tot = mix(state.target_mixer_params, v_t, batch.state[:, 1:])
-            per_step = jnp.square(r_t.sum(-1) + discount_t * jax.lax.stop_gradient(v_tot) - q_tot)
+            per_step = mixed_loss(self.team_td.loss, self.mixer, self.config.mixer, trainable["mixer"],
+                                  state.target_mixer_params, q, q_target, batch, r_t, discount_t,
+                                  self.config.double_q)
         mask = batch.filled.astype(jnp.float32)
         n = jnp.maximum(mask.sum(), 1.0)
         zero = jnp.float32(0.0)
@@ -234,8 +232,15 @@ class QLearner:
 
         Returns (δ, Q_i(o_i, a_i), Q⁻_i(o'_i, a*_i), r_t) each [B, T, N], and discount_t [B, T].
         """
-        q = jax.vmap(self.q_sequence, (None, 0))(params, batch.obs)  # [B, T+1, N, A]
-        q_target = jax.vmap(self.q_sequence, (None, 0))(target_params, batch.obs)
+        return self._deltas(*self.q_batch(params, target_params, batch), stats, batch)
+
+    def q_batch(self, params, target_params, batch: Episode) -> tuple[Array, Array]:
+        """Online and target utilities of a batch of episodes: ([B, T+1, N, A], [B, T+1, N, A])."""
+        q_seq = jax.vmap(self.q_sequence, (None, 0))
+        return q_seq(params, batch.obs), q_seq(target_params, batch.obs)
+
+    def _deltas(self, q: Array, q_target: Array, stats: RewardStats, batch: Episode):
+        """`deltas` from the utilities q, q_target [B, T+1, N, A]."""
         r_t = self.reward_shares(batch.reward, stats, getattr(batch, "team_reward", None))
         discount_t = self.config.gamma * (1.0 - batch.terminated)
         td = jax.vmap(jax.vmap(self.agent_td))  # over batch and time

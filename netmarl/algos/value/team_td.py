@@ -7,7 +7,8 @@ then minimises, for every agent i,
     ℓ_i = (δ_i + sg(Δ̂_i − δ_i))²,   whose gradient is 2 Δ̂_i ∇δ_i,
 
 so IQL (Δ̂_i = δ_i), VDN (Δ̂_i = Σ_j δ_j) and DVDN (Δ̂_i from consensus) are one learner. A mixed
-strategy (QMIX) instead forms one joint TD from a mixing network over the agents' chosen Q-values.
+strategy (QMIX, QPLEX, QTRAN) instead learns through a mixing network over the agents' utilities,
+with its loss from algos/value/mixed.py.
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from typing import Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from netmarl.algos.value.mixed import mixed_td, qtran_td
 from netmarl.comm import jtd_estimate
 
 Array = jax.Array
@@ -35,11 +37,12 @@ def vdn(delta: Array, weights: Array | None = None) -> Array:
 
 class TeamTD(NamedTuple):
     """A registered strategy: `fn(delta [N], weights) -> [N]`, or `fn=None` for a mixer strategy
-    ("qmix": a monotone mixing network; "pairwise": PairVDN's cycle of pair grids)."""
+    (a mixer of nets/mixers.MIXERS with its `loss`; "pairwise": PairVDN's cycle of pair grids)."""
 
     fn: Callable | None
     mixer: str | None  # name of the mixing network for mixed strategies (see nets/mixers.py)
     uses_graph: bool  # draws consensus weights from the communication graph schedule
+    loss: Callable | None = None  # a mixed strategy's per-transition loss (algos/value/mixed.py)
 
 
 def dvdn(delta: Array, weights: Array) -> Array:
@@ -53,7 +56,11 @@ TEAM_TDS: dict[str, TeamTD] = {
     "iql": TeamTD(iql, None, False),
     "vdn": TeamTD(vdn, None, False),
     "dvdn": TeamTD(dvdn, None, True),
-    "qmix": TeamTD(None, "qmix", False),
+    "qmix": TeamTD(None, "qmix", False, mixed_td),
+    # QPLEX: duplex dueling, Q_tot = Σ V_i(s) + Σ λ_i(s, a) A_i(s, a_i) (nets/mixers.py)
+    "qplex": TeamTD(None, "qplex", False, mixed_td),
+    # QTRAN-base: Q_jt, V_jt and the factorised Σ Q_i tied by L_td, L_opt, L_nopt (mixed.py)
+    "qtran": TeamTD(None, "qtran", False, qtran_td),
     # PairVDN: Q_tot = Σ_i Q(o_i, o_i+1)[a_i, a_i+1] over a cycle (algos/value/pairvdn.py)
     "pairvdn": TeamTD(None, "pairwise", False),
 }
