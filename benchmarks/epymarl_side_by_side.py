@@ -80,6 +80,7 @@ def run_logged(cmd: list[str], cwd: Path, env: dict, core: int, log: Path) -> fl
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, bufsize=1)
         for line in proc.stdout:
             out.write(f"{time.perf_counter() - tic:.3f}\t{line.rstrip()}\n")
+            out.flush()  # the log shows the run's progress as it happens
         code = proc.wait()
     wall = time.perf_counter() - tic
     (log.parent / "wall.json").write_text(json.dumps({"wall_s": wall, "returncode": code}))
