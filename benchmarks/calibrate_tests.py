@@ -22,9 +22,11 @@ import jax.numpy as jnp
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from netmarl.config import MixerConfig  # noqa: E402
+from netmarl.results.qtables import q_tables  # noqa: E402
 from netmarl.train.runner import Trainer  # noqa: E402
 from tests.helpers import joint_q_table, matrix_config  # noqa: E402
-from tests.test_matrix_learning import LINEAR, MONOTONIC  # noqa: E402
+from tests.test_matrix_learning import CLIMBING, LINEAR, MONOTONIC  # noqa: E402
 
 VDN_MONOTONIC = np.array([[-2.5, 2.5], [2.5, 7.5]])  # least squares by a sum under uniform data
 
@@ -53,9 +55,17 @@ def _greedy_miss(joint):
     return statistic
 
 
+def _qtran_greedy_miss(trainer, carry):
+    """0 if the utilities' greedy joint action (QTRAN's decentralised choice) is (A, A), else 1."""
+    tables = q_tables(trainer.learner, carry.learner, trainer.env, jax.random.key(0))
+    return float(tuple(int(a) for a in np.asarray(tables.greedy)) != (0, 0))
+
+
 def _q11_error(trainer, carry):
     return float(abs(joint_q_table(trainer, carry)[1, 1] - MONOTONIC[1, 1]))
 
+
+QTRAN = {"steps": 2000, "shared_params": True, "batch_size": 64, "mixer": MixerConfig(embed=64)}
 
 CHECKS = {
     "vdn fits linear (max |Q_tot - R|)": Check(
@@ -74,6 +84,12 @@ CHECKS = {
         "test_pairvdn::test_pairvdn_finds_the_optimum_of_a_pairwise_cycle_game_where_vdn_does_not",
         "cycle-climbing-3", "pairvdn", {"steps": 4000, "shared_params": True}, _greedy_miss((0, 0, 0)),
         0.5, "vdn"),
+    "qtran fits climbing (max |Q_jt - R|)": Check(
+        "test_matrix_learning::test_qtran_recovers_the_climbing_optimum_where_vdn_and_qmix_cannot",
+        "climbing", "qtran", QTRAN, _table_error(CLIMBING), 0.5, "vdn"),
+    "qtran on climbing: greedy (A,A) (miss)": Check(
+        "test_matrix_learning::test_qtran_recovers_the_climbing_optimum_where_vdn_and_qmix_cannot",
+        "climbing", "qtran", QTRAN, _qtran_greedy_miss, 0.5, "vdn"),
 }
 
 
@@ -81,8 +97,10 @@ def per_seed(check: Check, seeds: int, **change) -> np.ndarray:
     """The check's statistic for seeds 0 .. seeds-1 (vmapped), with `change` to the algorithm."""
     algo = {**check.algo, **change}
     team_td = algo.pop("team_td", check.team_td)
-    if team_td != "pairvdn":
+    if team_td not in ("pairvdn", "qtran"):
         algo.pop("shared_params", None)
+    if team_td not in ("qmix", "qplex", "qtran"):
+        algo.pop("mixer", None)
     config = matrix_config(check.game, team_td, **algo)
     config = dataclasses.replace(config, run=dataclasses.replace(config.run, seeds=seeds))
     trainer = Trainer(config)

@@ -11,9 +11,9 @@ os.environ.setdefault("JAX_COMPILATION_CACHE_DIR",
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
 
 # A test of the default suite (not marked `slow`) may take at most this long, set-up included; a
-# longer one is named at the end, and fails the session with NETMARL_ENFORCE_TEST_BUDGET=1 (not yet
-# the default: on 2026-12-04, 19 tests exceeded it on a loaded machine; docs/testing.md).
-DEFAULT_SUITE_LIMIT_S = 60.0
+# longer one is named at the end and fails the session (issue 20). NETMARL_TEST_BUDGET=warn only
+# names it (e.g. on a machine busy with other work); NETMARL_TEST_LIMIT_S changes the limit.
+DEFAULT_SUITE_LIMIT_S = float(os.environ.get("NETMARL_TEST_LIMIT_S", "60"))
 _too_slow: dict[str, float] = {}
 
 
@@ -29,5 +29,5 @@ def pytest_sessionfinish(session, exitstatus):
         for test, seconds in sorted(over.items(), key=lambda kv: -kv[1]):
             reporter.write_line(f"TOO SLOW for the default suite ({seconds:.0f} s > "
                                 f"{DEFAULT_SUITE_LIMIT_S:.0f} s): {test}", red=True)
-        if os.environ.get("NETMARL_ENFORCE_TEST_BUDGET") == "1":
+        if os.environ.get("NETMARL_TEST_BUDGET", "fail") != "warn":
             session.exitstatus = 1

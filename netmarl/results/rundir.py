@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
 
@@ -156,6 +157,9 @@ class RunDir:
                              f"({type(error).__name__}: {_first_line(error)})") from None
         if meta.get("crc32") is not None and _crc32(restored) != meta["crc32"]:
             raise ValueError(f"checkpoint {path} is corrupt (its arrays fail their CRC-32 check)")
+        # uncommitted arrays, like a fresh carry: a resumed run reuses the compiled chunk instead of
+        # compiling a second variant for arrays committed to a device
+        restored = [jnp.asarray(np.asarray(x)) for x in restored]
         return jax.tree.unflatten(treedef, restored), meta
 
     def _complete(self) -> list[Path]:
