@@ -9,6 +9,7 @@ from netmarl.comm.graphs import (
     GraphSchedule,
     build_topology,
     complete,
+    degree_weights,
     erdos_renyi,
     grid,
     is_connected,
@@ -26,7 +27,7 @@ from netmarl.comm.tracking import GTState, gradient_tracking, mix_params, with_g
 
 __all__ = [
     "MODES", "TOPOLOGIES", "GTState", "GraphSchedule", "build_topology", "complete", "consensus",
-    "consensus_rounds", "erdos_renyi", "gradient_tracking", "grid", "is_connected", "jtd_estimate",
+    "consensus_rounds", "degree_weights", "erdos_renyi", "gradient_tracking", "grid", "is_connected", "jtd_estimate",
     "line", "make_schedule", "mean_degree", "metropolis_weights", "mix_params", "neighbor_allreduce",
     "random_geometric", "ring", "star", "user", "validate_adjacency", "with_gradient_tracking",
 ]

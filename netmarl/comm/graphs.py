@@ -161,6 +161,18 @@ def metropolis_weights(adj: Array) -> Array:
     return off + jnp.diag(1.0 - off.sum(-1))
 
 
+def degree_weights(adj: Array) -> Array:
+    """Uniform weights over each closed neighbourhood (DG-MAPPO's eq. 10, N^i including i):
+    c(i, j) = 1 / (1 + d_i) for j ∈ N^i ∪ {i}, 0 elsewhere. adj [N, N] bool -> C [N, N] float32.
+
+    Row-stochastic but not doubly stochastic: averaging keeps the degree-weighted mean
+    Σ_i (1 + d_i) x_i / Σ_i (1 + d_i), which is the plain mean only on regular graphs (ring, complete).
+    """
+    adj = jnp.asarray(adj, bool)
+    closed = (adj | jnp.eye(adj.shape[-1], dtype=bool)).astype(jnp.float32)
+    return closed / closed.sum(-1, keepdims=True)
+
+
 # ----------------------------------------------------------------------------- time-varying graphs
 def _edge_list(adj: np.ndarray) -> np.ndarray:
     """Undirected edges (i < j) of a base adjacency, [M, 2] int (static, host side)."""
