@@ -26,12 +26,7 @@ def test_every_registered_env_is_covered():
     assert {"boxjump-paper", "boxjump"} <= set(PRESETS)
 
 
-# mpe-adversary: its global state did not change after a step on 2026-12-04 (under investigation)
-_ADVERSARY = pytest.mark.xfail(strict=True, reason="mpe-adversary's state did not change after a step")
-
-
-@pytest.mark.parametrize("name", [pytest.param(n, marks=_ADVERSARY) if n == "mpe-adversary" else n
-                                  for n in CONTRACT_ENVS]
+@pytest.mark.parametrize("name", CONTRACT_ENVS
                          + [pytest.param(name, marks=pytest.mark.slow) for name in SLOW_CONTRACT_ENVS])
 def test_contract_vmap_1024_jit_determinism(name):
     env = make(name)
@@ -57,8 +52,11 @@ def test_contract_vmap_1024_jit_determinism(name):
     ts0, tr = run(jax.random.key(0))
     assert ts0.obs.shape == (1024, n, env.obs_dim) and ts0.obs.dtype == jnp.float32
     assert ts0.state.shape == (1024, env.state_dim)
-    # the global state (centralised critics, mixers) is finite and changes with a step
-    assert np.isfinite(np.asarray(tr.state)).all() and np.any(np.asarray(tr.state[0] != ts0.state))
+    # the global state (centralised critics, mixers) is finite and changes within the 10 steps: not
+    # necessarily in the first, since MPE (JaxMARL and mpe2 alike) moves positions with the velocity
+    # before the step's force, and simple_adversary's observations hold positions only, so its first
+    # step from rest (zero velocities) changes no observation
+    assert np.isfinite(np.asarray(tr.state)).all() and np.any(np.asarray(tr.state != ts0.state[None]))
     assert ts0.avail.shape == (1024, n, a) and ts0.avail.dtype == jnp.bool_
     assert tr.reward.shape == (10, 1024, n) and tr.team_reward.shape == (10, 1024)
     np.testing.assert_allclose(tr.reward.sum(-1), tr.team_reward, rtol=1e-5, atol=1e-6)
