@@ -65,10 +65,11 @@ def test_epoch_pass_runs_one_pass_per_iteration_after_the_warm_up():
         env=EnvConfig("lbf:Foraging-5x5-2p-1f", {"max_steps": 6}), run=RunConfig(progress=False))
     trainer = Trainer(config)
     carry = jax.tree.map(lambda x: x[0], trainer.init_seeds())
+    iteration = jax.jit(trainer.iteration)  # one compile instead of 12 op-by-op iterations (2x faster)
     seen = []
     for _ in range(12):
         before = int(carry.env_steps)
-        carry, stats = trainer.iteration(carry, _zero_stats())
+        carry, stats = iteration(carry, _zero_stats())
         stored = int(stored_transitions(carry.replay).sum())
         seen.append((before, int(stats.updates), stored))
         assert int(stats.updates) == (0 if before < 30 else stored // 4), seen  # warm-up, then a pass
