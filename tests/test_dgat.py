@@ -21,14 +21,14 @@ def test_scores_are_gatv2_per_agent():
     w, q = np.asarray(params.w[0]), np.asarray(params.q[0])
     loop = np.array([[q[i] @ np.asarray(jax.nn.leaky_relu(w[i] @ np.concatenate([h[i], h[j]]), 0.2))
                       for j in range(N)] for i in range(N)])
-    np.testing.assert_allclose(D.scores(params.w[0], params.q[0], h), loop, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(D.scores(params.w[0], params.q[0], D.received(h)), loop, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_attention_sums_to_one_on_each_neighbourhood_and_is_zero_off_graph(seed):
     params, h = _setup(seed)
     adj = erdos_renyi(N, jax.random.key(seed + 10), prob=0.4)
-    alpha = np.asarray(D.attention(params.w[0], params.q[0], h, adj))
+    alpha = np.asarray(D.attention(params.w[0], params.q[0], D.received(h), adj))
     closed = np.asarray(adj) | np.eye(N, dtype=bool)
     np.testing.assert_allclose(alpha.sum(-1), 1.0, rtol=1e-6)
     assert (alpha[~closed] == 0).all() and (alpha[closed] > 0).all()
@@ -127,3 +127,17 @@ def test_message_floats_count_hops_and_parameters():
     psi = WIDTH * 2 * DIM * 3 + WIDTH * 3
     np.testing.assert_array_equal(D.message_floats(DIM, 3, adj), adj.sum(-1) * 3 * DIM)
     np.testing.assert_array_equal(D.message_floats(DIM, 3, adj, params), adj.sum(-1) * (3 * DIM + psi))
+
+
+def test_local_gradients_train_only_the_own_parameters():
+    """With messages as received values, agent i's output trains ψ^i only, and equals the plain one."""
+    params, obs = _setup(13)
+    adj = ring(N)
+    np.testing.assert_allclose(D.dgat(params, obs, adj, local=True)[0], D.dgat(params, obs, adj)[0],
+                               rtol=1e-6)
+    for i in (0, 3):
+        grads = jax.grad(lambda p: D.dgat(p, obs, adj, local=True)[0][i].sum())(params)
+        per_agent = np.abs(np.asarray(grads.w)).sum((0, 2, 3)) + np.abs(np.asarray(grads.q)).sum((0, 2))
+        assert per_agent[i] > 0 and (np.delete(per_agent, i) == 0).all(), per_agent
+        plain = jax.grad(lambda p: D.dgat(p, obs, adj)[0][i].sum())(params)
+        assert (np.abs(np.asarray(plain.w)).sum((0, 2, 3)) > 0).sum() > 1  # neighbours' ψ do matter

@@ -54,26 +54,41 @@ def closed_neighbourhood(adj: Array) -> Array:
     return jnp.asarray(adj, bool) | jnp.eye(adj.shape[-1], dtype=bool)
 
 
-def scores(w_k: Array, q_k: Array, h: Array) -> Array:
-    """Eq. 7 for every pair: W [N, D', 2D], q [N, D'], h [N, D] -> e [N, N] (row i: agent i's scores)."""
-    dim = h.shape[-1]
-    own = jnp.einsum("ipc,ic->ip", w_k[:, :, :dim], h)  # W_own^i h^i [N, D']
-    other = jnp.einsum("ipc,jc->ijp", w_k[:, :, dim:], h)  # W_other^i h^j [N, N, D']
+def received(h: Array, local: bool = False) -> Array:
+    """What each agent aggregates: h [N, D] -> views [N, N, D], row i = the features agent i holds
+    (its own h^i on the diagonal, its neighbours' h^j as sent). With `local`, the neighbours' are
+    received values (stop-gradient): a loss of agent i then trains only ψ^i, as a local D-SGD step
+    computed by agent i alone does; its own path through the hops keeps its gradient."""
+    views = jnp.broadcast_to(h[None], (h.shape[0], *h.shape))
+    if not local:
+        return views
+    eye = jnp.eye(h.shape[0], dtype=bool)[:, :, None]
+    return jnp.where(eye, h[:, None], jax.lax.stop_gradient(views))
+
+
+def scores(w_k: Array, q_k: Array, views: Array) -> Array:
+    """Eq. 7 for every pair: W [N, D', 2D], q [N, D'], views [N, N, D] (`received`) -> e [N, N]."""
+    dim = views.shape[-1]
+    n = views.shape[0]
+    own = jnp.einsum("ipc,ic->ip", w_k[:, :, :dim], views[jnp.arange(n), jnp.arange(n)])  # W_own^i h^i
+    other = jnp.einsum("ipc,ijc->ijp", w_k[:, :, dim:], views)  # W_other^i h^j [N, N, D']
     return jnp.einsum("ijp,ip->ij", jax.nn.leaky_relu(own[:, None] + other, 0.2), q_k)
 
 
-def attention(w_k: Array, q_k: Array, h: Array, adj: Array) -> Array:
+def attention(w_k: Array, q_k: Array, views: Array, adj: Array) -> Array:
     """Eq. 8's weights: softmax of the scores over each closed neighbourhood, 0 off the graph.
     -> α [N, N], rows summing to one."""
     mask = closed_neighbourhood(adj)
-    e = jnp.where(mask, scores(w_k, q_k, h), -jnp.inf)
+    e = jnp.where(mask, scores(w_k, q_k, views), -jnp.inf)
     return jnp.where(mask, jax.nn.softmax(e, axis=-1), 0.0)
 
 
-def hop(w_k: Array, q_k: Array, h: Array, adj: Array, activation: str = "elu") -> tuple[Array, Array]:
+def hop(w_k: Array, q_k: Array, h: Array, adj: Array, activation: str = "elu",
+        local: bool = False) -> tuple[Array, Array]:
     """One D-GAT layer for every agent: h [N, D] -> (h' [N, D], α [N, N])."""
-    alpha = attention(w_k, q_k, h, adj)
-    return ACTIVATIONS[activation](alpha @ h), alpha
+    views = received(h, local)
+    alpha = attention(w_k, q_k, views, adj)
+    return ACTIVATIONS[activation](jnp.einsum("ij,ijc->ic", alpha, views)), alpha
 
 
 def hop_row(w_i: Array, q_i: Array, h_i: Array, h_neighbours: Array,
@@ -87,14 +102,16 @@ def hop_row(w_i: Array, q_i: Array, h_i: Array, h_neighbours: Array,
     return ACTIVATIONS[activation](alpha @ h), alpha
 
 
-def dgat(params: DGATParams, obs: Array, adj: Array, activation: str = "elu") -> tuple[Array, Array]:
-    """K hops from h_0 = o: obs [N, D], adj [N, N] or per hop [K, N, N] -> (ô [N, D], α [K, N, N])."""
+def dgat(params: DGATParams, obs: Array, adj: Array, activation: str = "elu",
+         local: bool = False) -> tuple[Array, Array]:
+    """K hops from h_0 = o: obs [N, D], adj [N, N] or per hop [K, N, N] -> (ô [N, D], α [K, N, N]).
+    `local`: gradients stay with their agent (see `received`); the values are the same."""
     hops = params.w.shape[0]
     adj = jnp.broadcast_to(jnp.asarray(adj, bool), (hops, *obs.shape[:1] * 2))
 
     def layer(h, xs):
         w_k, q_k, adj_k = xs
-        return hop(w_k, q_k, h, adj_k, activation)
+        return hop(w_k, q_k, h, adj_k, activation, local)
 
     o_hat, alphas = jax.lax.scan(layer, obs, (params.w, params.q, adj))
     return o_hat, alphas
