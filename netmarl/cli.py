@@ -101,7 +101,7 @@ def cmd_train(args) -> None:
             make(config.env.name, **config.env.options)  # fail fast on unknown environments
             make(config.env.name, **{**config.env.options, **config.env.eval_options})
             run = train(config)
-    except (ValueError, FileExistsError, FileNotFoundError) as error:
+    except (ValueError, FileExistsError, FileNotFoundError, ImportError) as error:
         raise SystemExit(f"netmarl: {error}") from None
     summary = run.read_json("summary.json") if (run.path / "summary.json").exists() else {}
     print(f"run directory: {run.path}")

@@ -15,6 +15,7 @@ from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, 
                            TimeRemainingColumn)
 
 from netmarl.config import TrainConfig, to_dict
+from netmarl.results.loggers import Loggers, check_installed
 from netmarl.results.rundir import RunDir, eval_curve, marl_eval_export
 from netmarl.train.runner import Carry, ChunkStats, Trainer
 
@@ -25,6 +26,7 @@ def train(config: TrainConfig, stop_after: int | None = None) -> RunDir:
     `stop_after`: stop after this evaluation point, as if killed (tests and staged runs).
     """
     trainer_for(config)  # refuses a bad config before anything is written
+    check_installed(config.run.loggers)
     return _execute(RunDir.create(_run_path(config), to_dict(config)), config, stop_after)
 
 
@@ -42,20 +44,21 @@ def resume(path: str, total_steps: int | None = None, progress: bool | None = No
 
 def _execute(run: RunDir, config: TrainConfig, stop_after: int | None) -> RunDir:
     trainer = trainer_for(config)
-    carry, point, elapsed = _start(trainer, run, config.run.seed)
     points = math.ceil(config.run.total_steps / config.run.eval_interval)
-    with _progress(config, carry) as progress:
-        while point < points and (stop_after is None or point < stop_after):
-            point += 1
-            until = min(point * config.run.eval_interval, config.run.total_steps)
-            tic = time.perf_counter()
-            carry, stats = trainer.run_chunk(carry, jnp.int32(until))
-            _check_finite(stats, run, point, until, config.run.seed)
-            records = _records(trainer, carry, point, stats, config.run.seed)
-            elapsed += time.perf_counter() - tic
-            run.append_metrics([r | {"elapsed_s": elapsed} for r in records])
-            run.save_checkpoint(carry, point, {"elapsed": elapsed})
-            progress(carry, records)
+    with Loggers(config.run.loggers, run, to_dict(config)) as log:
+        carry, point, elapsed = _start(trainer, run, config.run.seed, log)
+        with _progress(config, carry) as progress:
+            while point < points and (stop_after is None or point < stop_after):
+                point += 1
+                until = min(point * config.run.eval_interval, config.run.total_steps)
+                tic = time.perf_counter()
+                carry, stats = trainer.run_chunk(carry, jnp.int32(until))
+                _check_finite(stats, run, point, until, config.run.seed)
+                records = _records(trainer, carry, point, stats, config.run.seed)
+                elapsed += time.perf_counter() - tic
+                log.write([r | {"elapsed_s": elapsed} for r in records])
+                run.save_checkpoint(carry, point, {"elapsed": elapsed})
+                progress(carry, records)
     if point >= points:
         _finish(run, config, elapsed)
     return run
@@ -89,19 +92,19 @@ def trainer_for(config: TrainConfig) -> Trainer:
     return _TRAINERS[key]
 
 
-_HOST_ONLY = ("total_steps", "eval_interval", "dir", "id", "progress", "seed")
+_HOST_ONLY = ("total_steps", "eval_interval", "dir", "id", "progress", "seed", "loggers")
 _TRAINERS: dict[str, Trainer] = {}
 
 
-def _start(trainer: Trainer, run: RunDir, first_seed: int) -> tuple[Carry, int, float]:
-    """A fresh carry evaluated at point 0, or the latest checkpoint of a resumed run."""
+def _start(trainer: Trainer, run: RunDir, first_seed: int, log: Loggers) -> tuple[Carry, int, float]:
+    """A fresh carry evaluated at point 0 (logged), or the latest checkpoint of a resumed run."""
     carry = trainer.init_seeds(first_seed)
     if run.latest_checkpoint() is not None:
         carry, meta = run.load_checkpoint(carry)
         run.truncate_metrics(meta["point"])
         return carry, meta["point"], meta["elapsed"]
     run.truncate_metrics(-1)  # a start killed before its first checkpoint may have left records
-    run.append_metrics(_records(trainer, carry, 0, None, first_seed))
+    log.write(_records(trainer, carry, 0, None, first_seed))
     run.save_checkpoint(carry, 0, {"elapsed": 0.0})
     return carry, 0, 0.0
 
