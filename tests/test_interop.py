@@ -151,7 +151,7 @@ def test_bad_input_is_named():
         env.action_space("agent_9")
 
 
-def test_import_netmarl_does_not_import_pettingzoo_or_gymnasium():
-    code = ("import sys, netmarl, netmarl.envs, netmarl.train.loop; "
-            "sys.exit(any(m in sys.modules for m in ('pettingzoo', 'gymnasium', 'netmarl.envs.interop')))")
+def test_import_netmarl_does_not_import_pettingzoo_gymnasium_or_loggers():
+    code = ("import sys, netmarl, netmarl.envs, netmarl.train.loop; sys.exit(any(m in sys.modules for m "
+            "in ('pettingzoo', 'gymnasium', 'netmarl.envs.interop', 'tensorboard', 'wandb')))")
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
