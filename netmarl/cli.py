@@ -89,8 +89,7 @@ def _expand(override: str) -> str:
 
 def cmd_train(args) -> None:
     from netmarl.envs import make
-    from netmarl.results.rundir import eval_curve
-    from netmarl.train.loop import resume, train
+    from netmarl.train.loop import report, resume, train
 
     resume_at = [o.partition("=")[2] for o in args.overrides if o.startswith("resume=")]
     try:
@@ -101,16 +100,9 @@ def cmd_train(args) -> None:
             make(config.env.name, **config.env.options)  # fail fast on unknown environments
             make(config.env.name, **{**config.env.options, **config.env.eval_options})
             run = train(config)
-    except (ValueError, FileExistsError, FileNotFoundError) as error:
+    except (ValueError, FileExistsError, FileNotFoundError, ImportError) as error:
         raise SystemExit(f"netmarl: {error}") from None
-    summary = run.read_json("summary.json") if (run.path / "summary.json").exists() else {}
-    print(f"run directory: {run.path}")
-    for point in eval_curve(run.metrics()):
-        print(f"  env steps {point.env_steps:>10,}  eval return {point.mean:.3f} ± {point.std:.3f} "
-              "(over seeds)")
-    if summary:
-        print(f"max eval return {summary['max_eval_return']:.3f} at ~{summary['max_eval_env_steps']:,} "
-              f"env steps; {summary['env_steps_per_s']:,.0f} env steps/s over {summary['wall_time_s']:.0f} s")
+    report(run)
 
 
 def _resume_options(overrides: list[str]) -> dict:

@@ -11,6 +11,8 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any
 
+from netmarl.results.loggers import LOGGERS, check_loggers
+
 
 @dataclass
 class MixerConfig:
@@ -145,6 +147,8 @@ class RunConfig:
     dir: str = "runs"  # parent of run directories
     id: str | None = None  # run directory name (default: <env>_<algo>_<timestamp>)
     progress: bool = True  # show a progress bar
+    loggers: list[str] = field(default_factory=lambda: ["jsonl"])  # where metrics go, between chunks:
+    #   jsonl (metrics.jsonl, always included), tensorboard, wandb (offline) — netmarl/results/loggers.py
 
 
 @dataclass
@@ -184,6 +188,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "algo.gt_optimizer": ("sgd", "adam"), "algo.gt_combine": ("atc", "cta"),
     "algo.mixer.activation": ("elu", "relu"), "algo.comm.exchange": ("sync", "async"),
     "algo.comm.mode": ("dropout", "edges"), "run.seed_mode": ("vmap", "loop"),
+    "run.loggers": tuple(LOGGERS),  # a list: each entry one of these (jsonl required)
 }
 
 
@@ -198,7 +203,9 @@ def check(config, prefix: str = "") -> None:
         if path in RANGES and value is not None and not _in_range(value, RANGES[path]):
             raise ValueError(f"{path}={value!r} is out of range; accepted: {type_name(hint)} in "
                              f"{RANGES[path]}")
-        if path in CHOICES and value not in CHOICES[path]:
+        if path == "run.loggers":
+            check_loggers(value, path)
+        elif path in CHOICES and value not in CHOICES[path]:
             raise ValueError(f"{path}={value!r}; accepted: {', '.join(CHOICES[path])}")
 
 
@@ -210,6 +217,8 @@ def field_help(path: str) -> str:
         if part not in hints:
             return ""
         node = hint = hints[part]
+    if path in CHOICES and typing.get_origin(hint) is list:
+        return f"a list of {', '.join(CHOICES[path])}, e.g. [{','.join(CHOICES[path][:2])}]"
     if path in CHOICES:
         return f"one of {', '.join(CHOICES[path])}"
     return type_name(hint) + (f" in {RANGES[path]}" if path in RANGES else "")
@@ -227,9 +236,14 @@ def _leaves(config, prefix: str = ""):
 
 
 def has_type(value, hint) -> bool:
-    """isinstance for the hints used here: int, float, bool, str, dict[..], X | None."""
+    """isinstance for the hints used here: int, float, bool, str, dict[..], list[X], X | None."""
     options = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
     for option in options:
+        if typing.get_origin(option) is list:
+            items = typing.get_args(option) or (Any,)
+            if isinstance(value, list) and all(has_type(v, items[0]) for v in value):
+                return True
+            continue
         option = typing.get_origin(option) or option
         if option is type(None) and value is None:
             return True

@@ -127,12 +127,16 @@ def test_local_communicator_row_is_the_consensus_row():
 def test_mpi_agents_equal_the_simulator(algo, mpi_env, tmp_path):
     overrides = [f"algo={algo}", *TINY, f"run.total_steps={STEPS[algo]}", "run.eval_interval=400"]
     run_dir = tmp_path / algo
-    proc = _agent(mpi_env, run_dir, overrides, limit=420)
+    # with progress and a TensorBoard logger (the environment rank shows and writes what
+    # `netmarl train` does); neither changes a number
+    shown = ["run.progress=true", "run.loggers=[jsonl,tensorboard]"]
+    proc = _agent(mpi_env, run_dir, [*overrides, *shown], limit=420)
     sim_records, carry = _simulate(overrides)  # runs while the MPI job runs
     nudged_records, nudged = _simulate(overrides, nudge=True)
     out, _ = proc.communicate()
     assert proc.returncode == 0, out[-3000:]
     mpi_records = _metrics(run_dir / "metrics.jsonl")
+    _assert_shown_as_train_shows(out, run_dir, mpi_records, f"{algo} on lbf:Foraging-5x5-4p-1f")
     assert [r["point"] for r in mpi_records] == [r["point"] for r in sim_records]
     assert sim_records[-1]["updates"] >= 384
     for sim, nud, dist in zip(sim_records, nudged_records, mpi_records):
@@ -153,6 +157,27 @@ def test_mpi_agents_equal_the_simulator(algo, mpi_env, tmp_path):
     assert (run_dir / "summary.json").exists()
     from netmarl.results.table import load_curves
     assert algo in load_curves([run_dir])["lbf:Foraging-5x5-4p-1f"]
+
+
+def _assert_shown_as_train_shows(out: str, run_dir: Path, records: list[dict], title: str) -> None:
+    """The environment rank printed `netmarl train`'s progress lines (plain: one per evaluation
+    point), learning curve and summary line, once (the agent ranks print none of it); its
+    TensorBoard logger wrote every point."""
+    total = records[-1]["env_steps"]
+    for r in records:
+        assert re.search(rf"^{re.escape(title)}: [\d,]+/800 env steps \(\d+%\), eval return "
+                         rf"{r['eval_return']:.3f}, \d+ s$", out, re.M), (r["point"], out[-3000:])
+        assert re.search(rf"^  env steps +{r['env_steps']:,}  eval return {r['eval_return']:.3f} ± 0.000 "
+                         r"\(over seeds\)$", out, re.M), (r["point"], out[-3000:])
+    assert total >= 800 and out.count(f"run directory: {run_dir}\n") == 1, out[-3000:]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert re.search(rf"^max eval return {summary['max_eval_return']:.3f} at ~[\d,]+ env steps; "
+                     rf"[\d,]+ env steps/s over \d+ s$", out, re.M), out[-3000:]
+    assert out.count("max eval return") == 1 and "\x1b[" not in out, out[-3000:]  # rank 0, plain
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    acc = EventAccumulator(str(run_dir / "tensorboard" / "seed_0"))
+    acc.Reload()
+    assert [e.step for e in acc.Scalars("eval/return")] == [r["env_steps"] for r in records]
 
 
 def test_killed_agent_survivors_finish(mpi_env, tmp_path):

@@ -6,7 +6,8 @@ trajectory equals the simulator's. Per step it scatters each agent's observation
 [E, O + A] and gathers the actions [E]; after an episode it scatters each agent's tail
 [E, T, 4] = (its reward share, team reward, terminated, filled). A dead agent (after a repair) takes
 the first available action. Results: runs/<id>/metrics.jsonl, checkpoints/, summary.json, as
-`netmarl train` writes them (so `netmarl table runs/<id>` reads a deployment run).
+`netmarl train` writes them (so `netmarl table runs/<id>` reads a deployment run), and the other
+loggers of `run.loggers`; progress goes to `netmarl train`'s progress bar.
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ import numpy as np
 from netmarl.algos.value.learner import QLearner
 from netmarl.config import TrainConfig
 from netmarl.envs.core import Environment
+from netmarl.results.loggers import Loggers
 from netmarl.results.rundir import RunDir
 from netmarl.train.runner import _iteration_keys
 
@@ -64,8 +66,14 @@ class EnvStats(NamedTuple):
 class EnvProcess:
     """Runs the environment for the live agents of `world`."""
 
-    def __init__(self, config: TrainConfig, env: Environment, learner: QLearner, world, run: RunDir):
+    def __init__(self, config: TrainConfig, env: Environment, learner: QLearner, world, run: RunDir,
+                 log=None, progress=None):
+        """`log`: the run's Loggers (default: metrics.jsonl only); `progress`: the update function of
+        `train.loop.progress_bar`, called with the env steps after each iteration and with the
+        record at each evaluation point (default: none)."""
         self.config, self.env, self.learner, self.world, self.run = config, env, learner, world, run
+        self.log = log or Loggers(["jsonl"], run, {})
+        self.progress = progress or (lambda env_steps, records=None: None)
         self._reset = jax.jit(jax.vmap(self._reset_one))
         self._step = jax.jit(jax.vmap(self._step_one))
         self.epsilon = jax.jit(learner.epsilon)
@@ -131,6 +139,7 @@ class EnvProcess:
         carry = EnvCarry(key, carry.eval_key, np.int32(carry.env_steps + steps),
                          np.int32(carry.episodes + num), np.int32(stored),
                          np.int32(carry.updates + updates))
+        self.progress(carry.env_steps)
         return carry, EnvStats(stats.episodes + num, stats.return_sum + float(returns.sum()),
                                stats.updates + updates)
 
@@ -148,9 +157,11 @@ class EnvProcess:
         if point > 0:
             record.update(_team_metrics(stats, np.stack(list(got.values())),
                                         self.config.algo.comm.log_jtd_error))
+        elapsed = time.perf_counter() - self.tic
         self.run.truncate_metrics(point - 1)  # a repeated phase (after a repair) replaces its record
-        self.run.append_metrics([record])
-        self.run.save_checkpoint(carry, point, {"elapsed": time.perf_counter() - self.tic})
+        self.log.write([record | {"elapsed_s": elapsed}])
+        self.run.save_checkpoint(carry, point, {"elapsed": elapsed})
+        self.progress(carry.env_steps, [record])
         return carry, EnvStats(0.0, 0.0, 0.0)
 
     def env_steps(self, state) -> int:

@@ -13,6 +13,10 @@ decided on every rank from the same counters:
 Every process keeps the state before its last phases. When a peer fails (ULFM), the survivors repair
 the group (world.py) and all restart from the earliest phase any of them was in, without the dead
 agents: the phase function is pure in its state, so the repeated phase is well defined.
+
+The environment rank shows what `netmarl train` shows (netmarl/train/loop.py's `progress_bar` and
+`report`): progress while it runs, then the learning curve and the summary line; it writes the team's
+records to every logger of `run.loggers`. Agent ranks print nothing unless something goes wrong.
 """
 from __future__ import annotations
 
@@ -23,6 +27,7 @@ from pathlib import Path
 
 from netmarl.comm.mpi import PeerFailure, PeerTimeout, mpi
 from netmarl.config import TrainConfig, check, to_dict
+from netmarl.results.loggers import Loggers, check_installed
 from netmarl.results.rundir import RunDir
 
 KEEP_PHASES = 3  # snapshots kept: a survivor is at most one phase ahead of any other
@@ -79,19 +84,13 @@ def run_agents(config: TrainConfig, timeout: float = 300.0) -> None:
     root = Path(config.run.dir) / (config.run.id or "")
     try:
         if world.me == ENV:
-            from netmarl.distributed.env_rank import EnvProcess
-            run = RunDir.create(root, to_dict(config))
-            process = EnvProcess(config, env, learner, world, run)
+            _run_env(config, env, learner, world, root)
         else:
             from netmarl.distributed.agent_rank import AgentProcess
             from netmarl.distributed.learner import AgentLearner
             run = _agent_dir(root, world.me, config)
             process = AgentProcess(config, env, AgentLearner(learner, world.me), world, run)
-        state = drive(process, world, config)
-        if world.me == ENV:
-            _finish_env(run, config, world, process)
-        else:
-            process.finish(state)
+            process.finish(drive(process, world, config))
         if world.failures:  # MPI_Finalize can wait forever for a dead peer: results are written
             sys.stdout.flush()
             sys.stderr.flush()
@@ -99,6 +98,20 @@ def run_agents(config: TrainConfig, timeout: float = 300.0) -> None:
     except PeerTimeout as error:
         print(f"netmarl agent: {error}", file=sys.stderr, flush=True)
         mpi().COMM_WORLD.Abort(3)
+
+
+def _run_env(config: TrainConfig, env, learner, world, root: Path) -> None:
+    """The environment rank: runs the phases with a progress bar and the run's loggers, writes the
+    summary, and prints the learning curve and summary line as `netmarl train` does."""
+    from netmarl.distributed.env_rank import EnvProcess
+    from netmarl.train.loop import progress_bar, report
+
+    run = RunDir.create(root, to_dict(config))
+    with Loggers(config.run.loggers, run, to_dict(config)) as log, progress_bar(config, plain=True) as progress:
+        process = EnvProcess(config, env, learner, world, run, log, progress)
+        drive(process, world, config)
+    _finish_env(run, config, world, process)
+    report(run)
 
 
 def _pushsum_options(config: TrainConfig) -> dict | None:
@@ -124,8 +137,8 @@ def _finish_env(run: RunDir, config: TrainConfig, world, process) -> None:
     """summary.json and marl_eval.json as `netmarl train` writes them, plus distributed.json."""
     import time
 
-    from netmarl.train.loop import _finish
-    _finish(run, config, time.perf_counter() - process.tic)
+    from netmarl.train.loop import finish_run
+    finish_run(run, config, time.perf_counter() - process.tic)
     agents = list(range(process.env.num_agents))
     run.write_json("distributed.json", {
         "layout": "world rank 0: environment; world rank i + 1: agent i", "agents": agents,
@@ -135,6 +148,7 @@ def _finish_env(run: RunDir, config: TrainConfig, world, process) -> None:
 
 def _check(config: TrainConfig) -> None:
     check(config)  # types and ranges of every field (netmarl/config.py)
+    check_installed(config.run.loggers)
     if config.algo.family != "value":
         raise ValueError(f"netmarl agent runs the value family (algo=dvdn, dvdn_gt, ...); "
                          f"algo.family={config.algo.family!r} ({config.algo.name}) trains with netmarl train")

@@ -1,10 +1,14 @@
-"""The host loop: chunks of jitted training, then evaluation, logging, checkpoint, progress bar."""
+"""The host loop: chunks of jitted training, then evaluation, logging, checkpoint, progress bar.
+
+`progress_bar`, `finish_run` and `report` are shared with the MPI runtime's environment rank
+(netmarl/distributed/runtime.py), so `netmarl agent` shows and writes what `netmarl train` does."""
 from __future__ import annotations
 
 import contextlib
 import dataclasses
 import json
 import math
+import sys
 import time
 from datetime import datetime
 
@@ -15,6 +19,7 @@ from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, 
                            TimeRemainingColumn)
 
 from netmarl.config import TrainConfig, to_dict
+from netmarl.results.loggers import Loggers, check_installed
 from netmarl.results.rundir import RunDir, eval_curve, marl_eval_export
 from netmarl.train.runner import Carry, ChunkStats, Trainer
 
@@ -25,6 +30,7 @@ def train(config: TrainConfig, stop_after: int | None = None) -> RunDir:
     `stop_after`: stop after this evaluation point, as if killed (tests and staged runs).
     """
     trainer_for(config)  # refuses a bad config before anything is written
+    check_installed(config.run.loggers)
     return _execute(RunDir.create(_run_path(config), to_dict(config)), config, stop_after)
 
 
@@ -42,22 +48,23 @@ def resume(path: str, total_steps: int | None = None, progress: bool | None = No
 
 def _execute(run: RunDir, config: TrainConfig, stop_after: int | None) -> RunDir:
     trainer = trainer_for(config)
-    carry, point, elapsed = _start(trainer, run, config.run.seed)
     points = math.ceil(config.run.total_steps / config.run.eval_interval)
-    with _progress(config, carry) as progress:
-        while point < points and (stop_after is None or point < stop_after):
-            point += 1
-            until = min(point * config.run.eval_interval, config.run.total_steps)
-            tic = time.perf_counter()
-            carry, stats = trainer.run_chunk(carry, jnp.int32(until))
-            _check_finite(stats, run, point, until, config.run.seed)
-            records = _records(trainer, carry, point, stats, config.run.seed)
-            elapsed += time.perf_counter() - tic
-            run.append_metrics([r | {"elapsed_s": elapsed} for r in records])
-            run.save_checkpoint(carry, point, {"elapsed": elapsed})
-            progress(carry, records)
+    with Loggers(config.run.loggers, run, to_dict(config)) as log:
+        carry, point, elapsed = _start(trainer, run, config.run.seed, log)
+        with progress_bar(config, carry.env_steps) as progress:
+            while point < points and (stop_after is None or point < stop_after):
+                point += 1
+                until = min(point * config.run.eval_interval, config.run.total_steps)
+                tic = time.perf_counter()
+                carry, stats = trainer.run_chunk(carry, jnp.int32(until))
+                _check_finite(stats, run, point, until, config.run.seed)
+                records = _records(trainer, carry, point, stats, config.run.seed)
+                elapsed += time.perf_counter() - tic
+                log.write([r | {"elapsed_s": elapsed} for r in records])
+                run.save_checkpoint(carry, point, {"elapsed": elapsed})
+                progress(carry.env_steps, records)
     if point >= points:
-        _finish(run, config, elapsed)
+        finish_run(run, config, elapsed)
     return run
 
 
@@ -89,19 +96,19 @@ def trainer_for(config: TrainConfig) -> Trainer:
     return _TRAINERS[key]
 
 
-_HOST_ONLY = ("total_steps", "eval_interval", "dir", "id", "progress", "seed")
+_HOST_ONLY = ("total_steps", "eval_interval", "dir", "id", "progress", "seed", "loggers")
 _TRAINERS: dict[str, Trainer] = {}
 
 
-def _start(trainer: Trainer, run: RunDir, first_seed: int) -> tuple[Carry, int, float]:
-    """A fresh carry evaluated at point 0, or the latest checkpoint of a resumed run."""
+def _start(trainer: Trainer, run: RunDir, first_seed: int, log: Loggers) -> tuple[Carry, int, float]:
+    """A fresh carry evaluated at point 0 (logged), or the latest checkpoint of a resumed run."""
     carry = trainer.init_seeds(first_seed)
     if run.latest_checkpoint() is not None:
         carry, meta = run.load_checkpoint(carry)
         run.truncate_metrics(meta["point"])
         return carry, meta["point"], meta["elapsed"]
     run.truncate_metrics(-1)  # a start killed before its first checkpoint may have left records
-    run.append_metrics(_records(trainer, carry, 0, None, first_seed))
+    log.write(_records(trainer, carry, 0, None, first_seed))
     run.save_checkpoint(carry, 0, {"elapsed": 0.0})
     return carry, 0, 0.0
 
@@ -132,7 +139,9 @@ def _means(stats: ChunkStats) -> dict:
     return means | {k: float(v) / per_update for k, v in stats.learn._asdict().items()}
 
 
-def _finish(run: RunDir, config: TrainConfig, elapsed: float) -> None:
+def finish_run(run: RunDir, config: TrainConfig, elapsed: float) -> None:
+    """Writes summary.json (headline numbers; `elapsed` = seconds of training and evaluation) and
+    marl_eval.json of a completed run from its metrics."""
     records = run.metrics()
     curve = eval_curve(records)
     best, final = max(curve, key=lambda c: c.mean), curve[-1]
@@ -153,22 +162,70 @@ def _run_path(config: TrainConfig) -> str:
     return f"{config.run.dir}/{run_id}"
 
 
+PLAIN_INTERVAL_S = 10.0  # without a terminal: seconds between progress lines (besides evaluations)
+
+
 @contextlib.contextmanager
-def _progress(config: TrainConfig, carry: Carry):
-    """A rich progress bar over env steps (mean over seeds); yields an update function."""
+def progress_bar(config: TrainConfig, env_steps=0, plain: bool | None = None):
+    """A progress bar over env steps (mean over seeds, [seeds] or []); yields update(env_steps,
+    records=None), called with the evaluation records at each evaluation point and, optionally,
+    with the env steps alone in between.
+
+    `plain` False: a rich progress bar; True: one plain line per evaluation point, and at most one
+    every PLAIN_INTERVAL_S seconds in between; None (default): the bar in a terminal, plain lines
+    when the output is piped or written to a file. (The MPI environment rank asks for plain lines:
+    mpirun gives each rank a terminal, but forwards its output line by line, so a redrawn bar
+    would print one line per redraw.)"""
     if not config.run.progress:
-        yield lambda carry, records: None
+        yield lambda env_steps, records=None: None
+        return
+    title, total = f"{config.algo.name} on {config.env.name}", config.run.total_steps
+    if plain or (plain is None and not sys.stdout.isatty()):
+        yield _plain_progress(title, total)
         return
     columns = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("env steps"), TextColumn("{task.fields[info]}"), TimeElapsedColumn(),
                TimeRemainingColumn()]
     with Progress(*columns) as bar:
-        task = bar.add_task(f"{config.algo.name} on {config.env.name}", total=config.run.total_steps,
-                            completed=int(np.mean(carry.env_steps)), info="")
+        task = bar.add_task(title, total=total, completed=int(np.mean(env_steps)), info="")
 
-        def update(carry, records):
-            ret = np.mean([r["eval_return"] for r in records])
-            bar.update(task, completed=min(int(np.mean(carry.env_steps)), config.run.total_steps),
-                       info=f"eval return {ret:.3f}")
+        def update(env_steps, records=None):
+            info = {} if records is None else {"info": _eval_info(records)}
+            bar.update(task, completed=min(int(np.mean(env_steps)), total), **info)
 
         yield update
+
+
+def _plain_progress(title: str, total: int):
+    """update(env_steps, records=None) printing `title: done/total env steps (%), ...` lines."""
+    start, last = time.perf_counter(), -math.inf
+
+    def update(env_steps, records=None):
+        nonlocal last
+        now = time.perf_counter()
+        if records is None and now - last < PLAIN_INTERVAL_S:
+            return
+        last, done = now, min(int(np.mean(env_steps)), total)
+        info = "" if records is None else f", {_eval_info(records)}"
+        print(f"{title}: {done:,}/{total:,} env steps ({100 * done / total:.0f}%){info}, "
+              f"{now - start:.0f} s", flush=True)
+
+    return update
+
+
+def _eval_info(records: list[dict]) -> str:
+    return f"eval return {np.mean([r['eval_return'] for r in records]):.3f}"
+
+
+def report(run: RunDir) -> None:
+    """Prints a run's directory, its learning curve (one line per evaluation point) and, once it is
+    complete, its summary line (best evaluation return, env steps/s, wall time)."""
+    print(f"run directory: {run.path}")
+    for point in eval_curve(run.metrics()):
+        print(f"  env steps {point.env_steps:>10,}  eval return {point.mean:.3f} ± {point.std:.3f} "
+              "(over seeds)")
+    if (run.path / "summary.json").exists():
+        summary = run.read_json("summary.json")
+        print(f"max eval return {summary['max_eval_return']:.3f} at ~{summary['max_eval_env_steps']:,} "
+              f"env steps; {summary['env_steps_per_s']:,.0f} env steps/s over {summary['wall_time_s']:.0f} s")
+    sys.stdout.flush()
