@@ -51,12 +51,29 @@ class CommConfig:
 
 
 @dataclass
+class DGATConfig:
+    """Distributed graph attention, DG-MAPPO's communication (read when algo.policy.agent_input =
+    dgat; netmarl/nets/dgat.py). Each env step's graph is drawn from algo.comm's schedule (topology,
+    p_drop, connected, mode), and so is each update's neighbour-averaging graph."""
+
+    hops: int = 0  # K stacked attention hops; 0 = the number of agents (the seed's choice)
+    width: int = 64  # D', the width of the attention projection W^i
+    activation: str = "elu"  # σ of eq. 8: elu | tanh | relu
+    alpha_consensus: float = 20.0  # weight of the consensus regulariser (eq. 11; 0 turns it off)
+    averaging: str = "degree"  # neighbour averaging of ψ after every update: degree (c = 1/|N^i|,
+    #   eq. 10) | metropolis (doubly stochastic, keeps the mean exactly) | none (the ablation)
+    lr: float | None = None  # learning rate of ψ (None: algo.lr)
+
+
+@dataclass
 class PolicyConfig:
     """The on-policy actor-critic learner (read only when algo.family = policy; docs/algorithms.md).
 
     Algorithms differ in three registered pieces (netmarl/algos/policy/): what the critic sees, how
     the advantage is formed, and the policy loss."""
 
+    agent_input: str = "local"  # what actors and critics see: local: o_i | dgat: õ_i = [o_i ‖ ô_i],
+    #   ô_i inferred by distributed graph attention over the communication graph (DG-MAPPO)
     critic_input: str = "local"  # local: o_i (IA2C, IPPO) | state: s (MAA2C, MAPPO) | joint_obs:
     #   all o_j | joint_action: s, o_i and a_-i, an action-value critic Q_i(., a_-i)[a_i] (COMA, PAC)
     advantage: str = "td"  # td: n-step return - V | gae: GAE(lambda) | coma: counterfactual
@@ -120,6 +137,7 @@ class AlgoConfig:
     gt_combine: str = "atc"  # atc: ω_i <- Σ_j α_ij (ω_j - η z_j) | cta: eq. 4d as printed (see docs)
     mixer: MixerConfig = field(default_factory=MixerConfig)
     comm: CommConfig = field(default_factory=CommConfig)
+    dgat: DGATConfig = field(default_factory=DGATConfig)
     policy: PolicyConfig = field(default_factory=PolicyConfig)
 
 
@@ -177,7 +195,8 @@ RANGES: dict[str, str] = {
     "algo.policy.entropy_coef": "[0, inf)", "algo.policy.entropy_start": "[0, inf)",
     "algo.policy.entropy_anneal_steps": "[0, inf)", "algo.policy.epochs": "[1, inf)",
     "algo.policy.minibatches": "[1, inf)", "algo.policy.clip_eps": "(0, inf)",
-    "algo.policy.max_joint_actions": "[1, inf)",
+    "algo.policy.max_joint_actions": "[1, inf)", "algo.dgat.hops": "[0, inf)", "algo.dgat.width": "[1, inf)",
+    "algo.dgat.alpha_consensus": "[0, inf)", "algo.dgat.lr": "(0, inf)",
     "run.total_steps": "[1, inf)", "run.seeds": "[1, inf)", "run.seed": "[0, inf)",
     "run.num_envs": "[1, inf)", "run.eval_interval": "[1, inf)", "run.eval_episodes": "[1, inf)",
 }
@@ -189,6 +208,8 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "algo.mixer.activation": ("elu", "relu"), "algo.comm.exchange": ("sync", "async"),
     "algo.comm.mode": ("dropout", "edges"), "run.seed_mode": ("vmap", "loop"),
     "run.loggers": tuple(LOGGERS),  # a list: each entry one of these (jsonl required)
+    "algo.policy.agent_input": ("local", "dgat"), "algo.dgat.activation": ("elu", "tanh", "relu"),
+    "algo.dgat.averaging": ("degree", "metropolis", "none"),
 }
 
 

@@ -223,7 +223,7 @@ def test_critic_input_contract(name):
     _, ts = env.reset(jax.random.key(0))
     actions = jnp.array([1, 2, 3])
     out = _contract(lambda o, s: spec.fn(o, s, actions), (ts.obs, ts.state), (0, 0))
-    assert out.shape == (env.num_agents, spec.dim(env))
+    assert out.shape == (env.num_agents, spec.dim(env, env.obs_dim))
 
 
 def test_unknown_and_mismatched_pieces_are_named():

@@ -129,6 +129,9 @@ class _Sampling(NamedTuple):
     def act(self, *args):
         return self.learner.sample(*args)
 
+    def graph(self, key: Array):
+        return self.learner.graph(key)
+
     def initial_hidden(self) -> Array:
         return self.learner.initial_hidden()
 

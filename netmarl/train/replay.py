@@ -23,6 +23,8 @@ class Episode(NamedTuple):
     reward: Array  # [T, N] per-agent reward shares
     terminated: Array  # [T] bool, step t ended the episode in a terminal state (no bootstrap)
     filled: Array  # [T] bool, step t belongs to the episode (False after it ended)
+    graph: Array | None = None  # [T+1, N, N] bool, the communication graph of each step's
+    #   observation (agents that communicate, e.g. DG-MAPPO; None otherwise)
 
 
 class ReplayState(NamedTuple):

@@ -29,19 +29,30 @@ def collect_episode(env: Environment, learner: QLearner, params, epsilon: Array,
 
     def step(carry: _ActCarry, _):
         key, k_act, k_env = jax.random.split(carry.key, 3)
-        actions, h = learner.act(params, carry.ts.obs, carry.h, carry.ts.avail, epsilon, k_act)
+        graph = _graph(learner, k_act)
+        actions, h = learner.act(params, carry.ts.obs, carry.h, carry.ts.avail, epsilon, k_act,
+                                 *(() if graph is None else (graph,)))
         env_state, ts = env.step(k_env, carry.env_state, actions)
-        record = (ts, actions, carry.alive)
+        record = (ts, actions, carry.alive, graph)
         return _ActCarry(env_state, ts, h, carry.alive & ~ts.done, key), record
 
-    _, (ts_seq, actions, filled) = jax.lax.scan(step, first, None, length=env.max_steps)
+    last, (ts_seq, actions, filled, graphs) = jax.lax.scan(step, first, None, length=env.max_steps)
     cat = lambda x0, xs: jnp.concatenate([x0[None], xs])  # noqa: E731
     terminated = ts_seq.terminated
     if not learner.config.bootstrap_truncation:  # the time limit counts as terminal (no bootstrap)
         terminated = terminated | ts_seq.truncated
+    if graphs is not None:  # the bootstrap observation's graph, from the last carry's key
+        graphs = jnp.concatenate([graphs, _graph(learner, jax.random.split(last.key, 3)[1])[None]])
     return Episode(obs=cat(ts.obs, ts_seq.obs), state=cat(ts.state, ts_seq.state),
                    avail=cat(ts.avail, ts_seq.avail), action=actions, reward=ts_seq.reward,
-                   terminated=terminated, filled=filled)
+                   terminated=terminated, filled=filled, graph=graphs)
+
+
+def _graph(learner, key: Array):
+    """The step's communication graph [N, N] of a learner whose agents communicate (DG-MAPPO), drawn
+    from the step's acting key; None for the others."""
+    draw = getattr(learner, "graph", None)
+    return None if draw is None else draw(key)
 
 
 def episode_return(episode: Episode) -> Array:

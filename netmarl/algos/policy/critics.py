@@ -2,7 +2,7 @@
 
 Each input is a function of one time step, `fn(obs [N, O], state [S], actions [N]) -> [N, C]` (row i
 is agent i's critic input; `actions` is the joint action of the step, read only by action-value
-inputs), with `dim(env) -> C`:
+inputs), with `dim(env, O) -> C`. `obs` is what the agents see (inputs.py: o, or DG-MAPPO's õ):
 
     local         o_i                              V(h_i)          IA2C, IPPO
     state         s (the env's global state)       V(h_i, z = s)   MAA2C, MAPPO
@@ -30,7 +30,7 @@ Array = jax.Array
 
 class CriticInput(NamedTuple):
     fn: Callable  # (obs [N, O], state [S], actions [N]) -> [N, C]
-    dim: Callable  # (env) -> C
+    dim: Callable  # (env, O) -> C, with O the size of what the agents see (agent_input: o or õ)
     action_value: bool  # the critic outputs Q_i(., a_-i)[a_i] for every a_i (else one value V_i)
 
 
@@ -72,12 +72,12 @@ def joint_action(obs: Array, state: Array, actions: Array, num_actions: int) -> 
 
 
 CRITIC_INPUTS: dict[str, Callable[[Environment], CriticInput]] = {
-    "local": lambda env: CriticInput(local, lambda e: e.obs_dim, False),
-    "state": lambda env: CriticInput(global_state, lambda e: e.state_dim, False),
-    "joint_obs": lambda env: CriticInput(joint_obs, lambda e: e.num_agents * e.obs_dim, False),
+    "local": lambda env: CriticInput(local, lambda e, o: o, False),
+    "state": lambda env: CriticInput(global_state, lambda e, o: e.state_dim, False),
+    "joint_obs": lambda env: CriticInput(joint_obs, lambda e, o: e.num_agents * o, False),
     "joint_action": lambda env: CriticInput(
         lambda o, s, a: joint_action(o, s, a, env.num_actions),
-        lambda e: e.state_dim + e.obs_dim + e.num_agents * e.num_actions, True),
+        lambda e, o: e.state_dim + o + e.num_agents * e.num_actions, True),
 }
 
 

@@ -19,12 +19,14 @@ import jax.numpy as jnp
 import optax
 
 from netmarl.algos.policy.critics import CRITIC_INPUTS, others_joint_actions
+from netmarl.algos.policy.inputs import AGENT_INPUTS, InputStats
 from netmarl.algos.policy.pieces import ADVANTAGES, MASKED, POLICY_LOSSES, lookup
 from netmarl.algos.policy.update import PolicyState, prepare_batch, update_epochs
 from netmarl.algos.value.learner import (RewardStats, clip_by_agent_norm, exploration_draws,
                                          update_reward_stats)
 from netmarl.config import AlgoConfig, check
 from netmarl.envs.core import Environment
+from netmarl.nets.dgat import disagreement
 from netmarl.nets.agents import apply_agents, apply_sequence, init_agents, make_agent_net, with_agent_ids
 from netmarl.train.replay import Episode
 
@@ -47,14 +49,15 @@ class PolicyLearner:
     def __init__(self, config: AlgoConfig, env: Environment):
         p = config.policy
         self.critic_input = lookup(CRITIC_INPUTS, p.critic_input, "algo.policy.critic_input")(env)
+        self.inputs = lookup(AGENT_INPUTS, p.agent_input, "algo.policy.agent_input")(config, env)
         self.advantage = lookup(ADVANTAGES, p.advantage, "algo.policy.advantage")
         self.policy_loss = lookup(POLICY_LOSSES, p.policy_loss, "algo.policy.policy_loss")
         _check_policy(config, env, self.critic_input.action_value, self.advantage.kind)
         self.config, self.shared = config, config.shared_params
         self.num_agents, self.num_actions = env.num_agents, env.num_actions
         ids = env.num_agents if self.shared else 0
-        self.actor_dim = env.obs_dim + ids
-        self.critic_dim = self.critic_input.dim(env) + ids
+        self.actor_dim = self.inputs.dim + ids
+        self.critic_dim = self.critic_input.dim(env, self.inputs.dim) + ids
         self.actor = make_agent_net(config.agent, env.num_actions, config.hidden, config.layers)
         outputs = env.num_actions if self.critic_input.action_value else 1
         self.critic = make_agent_net(p.critic_net, outputs, config.hidden, config.layers)
@@ -67,8 +70,11 @@ class PolicyLearner:
         c = self.config
         step = {"sgd": optax.sgd, "adam": optax.adam}[c.optimizer]
         clip = optax.clip_by_global_norm if c.shared_params else clip_by_agent_norm
-        part = optax.chain(clip(c.grad_clip), step(c.lr)) if c.grad_clip > 0 else step(c.lr)
-        return optax.multi_transform({"actor": part, "critic": part}, {"actor": "actor", "critic": "critic"})
+        def part(lr):
+            return optax.chain(clip(c.grad_clip), step(lr)) if c.grad_clip > 0 else step(lr)
+
+        parts = {"actor": part(c.lr), "critic": part(c.lr), "dgat": part(c.dgat.lr or c.lr)}
+        return optax.multi_transform(parts, lambda params: {name: name for name in params})
 
     # --- state and acting ----------------------------------------------------------------------------
 
@@ -77,6 +83,8 @@ class PolicyLearner:
         n = self.num_agents
         params = {"actor": scale_output(init_agents(self.actor, k_actor, self.actor_dim, n, self.shared), 0.01),
                   "critic": scale_output(init_agents(self.critic, k_critic, self.critic_dim, n, self.shared), 0.0)}
+        if self.inputs.trainable:
+            params["dgat"] = self.inputs.init(jax.random.fold_in(key, 2))
         stats = RewardStats(jnp.float32(1e-4), jnp.float32(0.0), jnp.float32(1.0))
         return PolicyState(params, params["critic"], self.tx.init(params), jnp.int32(0), stats, stats)
 
@@ -88,22 +96,29 @@ class PolicyLearner:
         """No ε-greedy exploration (the policies are stochastic): 0 (logged by the runner)."""
         return jnp.zeros_like(env_steps, jnp.float32)
 
-    def _logits(self, params, obs: Array, h: Array, avail: Array):
-        x = with_agent_ids(obs) if self.shared else obs
+    def graph(self, key: Array):
+        """The communication graph of one env step ([N, N] bool, from the step's acting key), or None
+        for agents that do not communicate; the rollout stores it in the episode."""
+        return self.inputs.graph(key)
+
+    def _logits(self, params, obs: Array, h: Array, avail: Array, graph):
+        x = self.inputs.apply(params.get("dgat"), obs, graph)
+        x = with_agent_ids(x) if self.shared else x
         logits, h = apply_agents(self.actor, params["actor"], x, h, self.shared)
         return jnp.where(avail, logits, MASKED), h
 
-    def act(self, params, obs: Array, h: Array, avail: Array, epsilon: Array, key: Array):
+    def act(self, params, obs: Array, h: Array, avail: Array, epsilon: Array, key: Array, graph=None):
         """Evaluation: the most probable action, ε-greedy (ε = 1: uniform over available actions).
-        obs [N, O], h [N, H], avail [N, A] -> (actions [N] int32, h')."""
-        logits, h = self._logits(params, obs, h, avail)
+        obs [N, O], h [N, H], avail [N, A], graph [N, N] (communicating agents; None: drawn from
+        `key`) -> (actions [N] int32, h')."""
+        logits, h = self._logits(params, obs, h, avail, self._graph(graph, key))
         explore, random = exploration_draws(key, avail, epsilon)
         return jnp.where(explore, random, jnp.argmax(logits, -1)).astype(jnp.int32), h
 
-    def sample(self, params, obs: Array, h: Array, avail: Array, epsilon: Array, key: Array):
+    def sample(self, params, obs: Array, h: Array, avail: Array, epsilon: Array, key: Array, graph=None):
         """Training: a ~ π(· | h_i) (ε unused). -> (actions [N] int32, h')."""
         del epsilon
-        logits, h = self._logits(params, obs, h, avail)
+        logits, h = self._logits(params, obs, h, avail, self._graph(graph, key))
         return jax.random.categorical(key, logits).astype(jnp.int32), h
 
     def entropy_coef(self, env_steps: Array) -> Array:
@@ -116,14 +131,21 @@ class PolicyLearner:
 
     # --- sequences -------------------------------------------------------------------------------------
 
-    def logits_sequence(self, actor_params, obs: Array, avail: Array) -> Array:
-        """obs [T+1, N, O], avail [T+1, N, A] -> masked logits [T+1, N, A]."""
-        x = with_agent_ids(obs) if self.shared else obs
+    def _graph(self, graph, key: Array):
+        return self.graph(key) if graph is None else graph
+
+    def views(self, params, episode: Episode) -> tuple[Array, InputStats]:
+        """What the agents see over one episode: (x [T+1, N, D], per-step input stats [T+1])."""
+        return self.inputs.sequence(params.get("dgat"), episode.obs, episode.graph)
+
+    def logits_sequence(self, actor_params, x: Array, avail: Array) -> Array:
+        """x [T+1, N, D] (`views`), avail [T+1, N, A] -> masked logits [T+1, N, A]."""
+        x = with_agent_ids(x) if self.shared else x
         return jnp.where(avail, apply_sequence(self.actor, actor_params, x, self.shared), MASKED)
 
-    def critic_inputs(self, episode: Episode, actions: Array) -> Array:
-        """[T+1, N, C] critic inputs of one episode with joint actions [T+1, N]."""
-        x = jax.vmap(self.critic_input.fn)(episode.obs, episode.state, actions)
+    def critic_inputs(self, x: Array, episode: Episode, actions: Array) -> Array:
+        """[T+1, N, C] critic inputs of one episode from its views x and joint actions [T+1, N]."""
+        x = jax.vmap(self.critic_input.fn)(x, episode.state, actions)
         return with_agent_ids(x) if self.shared else x
 
     def critic_sequence(self, critic_params, x: Array, value_stats: RewardStats) -> Array:
@@ -176,6 +198,14 @@ class PolicyLearner:
         state, metrics = update_epochs(self, state, batch, k_epochs, self.entropy_coef(env_steps))
         return self.update_target(state), metrics
 
+    def average(self, params, key: Array):
+        """After every update: D-SGD's neighbour averaging of communicating agents' ψ (eq. 9), over a
+        graph drawn from `key`. -> (params, disagreement of ψ after it; 0 without communication)."""
+        if not self.inputs.trainable:
+            return params, jnp.float32(0.0)
+        dgat = self.inputs.average(params["dgat"], key)
+        return {**params, "dgat": dgat}, disagreement(dgat)
+
     def update_target(self, state: PolicyState) -> PolicyState:
         """Every `target_update_interval` iterations: θ⁻ ← τ θ + (1 − τ) θ⁻ (τ = 1: hard copy)."""
         p, c = self.config.policy, self.config
@@ -195,6 +225,14 @@ def _check_policy(c: AlgoConfig, env: Environment, action_value: bool, kind: str
                          f"{p.critic_input!r} do not fit: coma and pareto need the action-value critic "
                          "(critic_input=joint_action), td and gae a state-value critic (local, state, joint_obs)")
     check(c, "algo.")  # types, ranges and choices of single fields (netmarl/config.py)
+    if c.agent == "gru" and p.critic_net == "gru":
+        raise ValueError("algo.agent=gru with algo.policy.critic_net=gru: initialising the two recurrent "
+                         "networks in one compiled program never returns under jaxlib 0.10.2 on CPU (a "
+                         "runtime hang, docs/algorithms.md); use algo.policy.critic_net=mlp or algo.agent=mlp")
+    if p.agent_input == "dgat" and (c.shared_params or action_value):
+        raise ValueError("algo.policy.agent_input=dgat (DG-MAPPO) gives every agent its own D-GAT "
+                         "parameters ψ^i and a state-value critic: needs algo.shared_params=false (got "
+                         f"{c.shared_params}) and critic_input local, state or joint_obs (got {p.critic_input!r})")
     if p.advantage == "pareto":
         joint = env.num_actions ** (env.num_agents - 1)
         if p.critic_net != "mlp" or joint > p.max_joint_actions:

@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from netmarl.algos.policy.inputs import masked_mean
 from netmarl.algos.policy.pieces import entropy, n_step_returns
 from netmarl.algos.value.learner import RewardStats, update_reward_stats
 from netmarl.nets.agents import apply_sequence
@@ -41,6 +42,12 @@ class PolicyMetrics(NamedTuple):
     grad_norm: Array  # [] global gradient norm before clipping
     clip_frac: Array  # [] fraction of samples whose PPO ratio is outside [1 − ε, 1 + ε]
     entropy_coef: Array  # [] the entropy coefficient used
+    # communicating agents (agent_input=dgat, DG-MAPPO); 0 otherwise
+    consensus: Array  # [] consensus regulariser before α (eq. 11): disagreement of the agents' ô
+    attention_entropy: Array  # [] mean entropy of the D-GAT attention rows (nats)
+    floats_sent: Array  # [] floats an agent sends per env step (hop features; ψ adds per update)
+    mean_degree: Array  # [] mean degree of the steps' communication graphs
+    disagreement: Array  # [] mean_i ‖ψ^i − ψ̄‖² after the update's neighbour averaging
 
 
 class Batch(NamedTuple):
@@ -63,14 +70,15 @@ def _over(fn, *axes):
 
 def prepare_batch(learner, state: PolicyState, episodes: Episode, key: Array):
     """Advantages and critic targets of K episodes with the collecting networks (computed once)."""
-    logits = jax.vmap(learner.logits_sequence, (None, 0, 0))(state.params["actor"], episodes.obs,
+    x, _ = jax.vmap(learner.views, (None, 0))(state.params, episodes)  # [K, T+1, N, D]
+    logits = jax.vmap(learner.logits_sequence, (None, 0, 0))(state.params["actor"], x,
                                                              episodes.avail)  # [K, T+1, N, A]
     has_action = jnp.pad(episodes.filled, ((0, 0), (0, 1)))[..., None]  # [K, T+1, 1]
     taken = jnp.pad(episodes.action, ((0, 0), (0, 1), (0, 0)))
     actions = jnp.where(has_action, taken, jax.random.categorical(key, logits))
     logp = jax.nn.log_softmax(logits)
     logp_old = jnp.take_along_axis(logp[:, :-1], episodes.action[..., None], -1)[..., 0]
-    x = jax.vmap(learner.critic_inputs)(episodes, actions)
+    x = jax.vmap(learner.critic_inputs)(x, episodes, actions)
     r = learner.rewards(episodes.reward, state.reward_stats)  # [K, T, N]
     discount = learner.config.gamma * (1.0 - episodes.terminated)  # [K, T]
     if learner.advantage.kind == "v":
@@ -118,17 +126,19 @@ def update_epochs(learner, state: PolicyState, batch: Batch, key: Array, coef: A
     p = learner.config.policy
     k = batch.adv.shape[0]
 
-    def update(state, idx):
+    def update(state, xs):
+        idx, k_average = xs
         mb = jax.tree.map(lambda x: x[idx], batch)
         grads, metrics = jax.grad(_loss, has_aux=True)(state.params, learner, mb, state.value_stats, coef)
         updates, opt_state = learner.tx.update(grads, state.opt_state, state.params)
-        state = state._replace(params=optax.apply_updates(state.params, updates), opt_state=opt_state,
-                               updates=state.updates + 1)
-        return state, metrics._replace(grad_norm=optax.tree.norm(grads))
+        params, disagreement = learner.average(optax.apply_updates(state.params, updates), k_average)
+        state = state._replace(params=params, opt_state=opt_state, updates=state.updates + 1)
+        return state, metrics._replace(grad_norm=optax.tree.norm(grads), disagreement=disagreement)
 
     def epoch(state, key):
         order = jax.random.permutation(key, k) if p.minibatches > 1 else jnp.arange(k)
-        return jax.lax.scan(update, state, order.reshape(p.minibatches, k // p.minibatches))
+        k_average = jax.random.split(jax.random.fold_in(key, 1), p.minibatches)
+        return jax.lax.scan(update, state, (order.reshape(p.minibatches, k // p.minibatches), k_average))
 
     state, metrics = jax.lax.scan(epoch, state, jax.random.split(key, p.epochs))
     return state, jax.tree.map(jnp.sum, metrics)
@@ -137,13 +147,15 @@ def update_epochs(learner, state: PolicyState, batch: Batch, key: Array, coef: A
 def _loss(params, learner, mb: Batch, value_stats: RewardStats, coef: Array):
     """Policy loss − β entropy + critic loss, means over the filled steps of every agent."""
     ep, p = mb.episode, learner.config.policy
-    logits = jax.vmap(learner.logits_sequence, (None, 0, 0))(params["actor"], ep.obs, ep.avail)[:, :-1]
+    x, stats = jax.vmap(learner.views, (None, 0))(params, ep)  # [K, T+1, N, D], [K, T+1]
+    logits = jax.vmap(learner.logits_sequence, (None, 0, 0))(params["actor"], x, ep.avail)[:, :-1]
     logp = jnp.take_along_axis(jax.nn.log_softmax(logits), ep.action[..., None], -1)[..., 0]
     ent = _over(entropy, 0, 0, 0)(logits, ep.avail[:, :-1])
     pg = _over(functools.partial(learner.policy_loss, clip_eps=p.clip_eps), 0, 0, 0)(
         logp, mb.logp_old, mb.adv)
     shared = learner.shared
-    out = jax.vmap(apply_sequence, (None, None, 0, None))(learner.critic, params["critic"], mb.critic_in,
+    critic_in = jax.vmap(learner.critic_inputs)(x, ep, mb.actions) if learner.inputs.trainable else mb.critic_in
+    out = jax.vmap(apply_sequence, (None, None, 0, None))(learner.critic, params["critic"], critic_in,
                                                           shared)[:, :-1]  # [K, T, N, out]
     pred = (out[..., 0] if out.shape[-1] == 1 else
             jnp.take_along_axis(out, mb.actions[:, :-1, :, None], -1)[..., 0])
@@ -157,6 +169,11 @@ def _loss(params, learner, mb: Batch, value_stats: RewardStats, coef: Array):
     metrics = PolicyMetrics(
         loss=mean(pg), critic_loss=critic_loss, entropy=mean(ent), advantage=mean(jnp.abs(mb.adv)),
         value=mean(learner._denormalise(pred, value_stats)), grad_norm=jnp.float32(0.0),
-        clip_frac=mean((jnp.abs(ratio - 1.0) > p.clip_eps).astype(jnp.float32)), entropy_coef=coef)
-    return metrics.loss - coef * metrics.entropy + critic_loss, metrics
+        clip_frac=mean((jnp.abs(ratio - 1.0) > p.clip_eps).astype(jnp.float32)), entropy_coef=coef,
+        consensus=masked_mean(stats.consensus, ep.filled),
+        attention_entropy=masked_mean(stats.attention_entropy, ep.filled),
+        floats_sent=masked_mean(stats.floats_sent, ep.filled),
+        mean_degree=masked_mean(stats.mean_degree, ep.filled), disagreement=jnp.float32(0.0))
+    penalty = learner.inputs.penalty(stats, ep.filled)  # DG-MAPPO's consensus regulariser (eq. 11)
+    return metrics.loss - coef * metrics.entropy + critic_loss + penalty, metrics
 
