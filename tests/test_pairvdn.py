@@ -8,7 +8,7 @@ from netmarl.algos.value.learner import QLearner
 from netmarl.algos.value.pairvdn import PairLearner
 from netmarl.config import AlgoConfig
 from netmarl.envs import GAMES, make
-from tests.helpers import matrix_config, train_steps
+from tests.helpers import joint_q_table, matrix_config, train_steps
 
 GAME = "cycle-climbing-3"  # R(a) = Σ_i climbing[a_i, a_i+1] over a 3-cycle: optimum (A, A, A) = 33
 
@@ -28,9 +28,13 @@ def test_cycle_game_payoffs():
 
 
 def test_pairvdn_finds_the_optimum_of_a_pairwise_cycle_game_where_vdn_does_not():
+    """Calibrated (docs/results/test_calibration.md, 40 seeds): PairVDN's max |Q_tot − R| is
+    0.064 ± 0.115 (worst 0.557; VDN ≥ 56.6, frozen ≥ 52.8): threshold 1.0, z = 8.2; its greedy joint
+    action is (A, A, A) on every seed (a frozen learner's 1 time in 20, which the fit catches)."""
     pair_trainer, pair_carry = train_steps(matrix_config(GAME, "pairvdn", steps=4000, shared_params=True))
     vdn_trainer, vdn_carry = train_steps(matrix_config(GAME, "vdn", steps=4000))
     table = np.asarray(pair_trainer.env.table).sum(0)
+    assert np.abs(joint_q_table(pair_trainer, pair_carry) - table).max() < 1.0
     assert _greedy(pair_trainer, pair_carry) == (0, 0, 0) and table[0, 0, 0] == 33
     vdn_joint = _greedy(vdn_trainer, vdn_carry)
     assert table[vdn_joint] <= 15, vdn_joint  # VDN's marginal fit prefers the safe actions
