@@ -90,3 +90,18 @@ def test_the_shipped_config_is_the_seeds_table_2():
     assert (config.policy.gae_lambda, config.dgat.alpha_consensus, config.dgat.hops) == (0.95, 20.0, 0)
     assert config.policy.agent_input == "dgat" and not config.shared_params
     assert jnp.isclose(config.gamma, 0.98) and config.policy.clip_eps == 0.05
+
+
+def test_table_3_presets_compose_on_known_maps():
+    """experiment=dg-mappo-<map>: one preset per row of the seed's Table 3, each on a SMAC map we
+    have, with the row's epochs and clip (3s5z_vs_3s6z is the one row with clip 0.2)."""
+    from pathlib import Path
+
+    from netmarl.envs.smax import SMAC_MAPS
+    presets = sorted((Path(__file__).parents[1] / "netmarl/conf/experiment").glob("dg-mappo-*.yaml"))
+    assert len(presets) == 10
+    for preset in presets:
+        config = compose(["algo=dg_mappo", f"experiment={preset.stem}"])
+        assert config.env.name.removeprefix("smax:") in SMAC_MAPS
+        assert config.algo.policy.epochs in (5, 10) and config.algo.policy.agent_input == "dgat"
+        assert config.algo.policy.clip_eps == (0.2 if "3s5z" in preset.stem else 0.05)
