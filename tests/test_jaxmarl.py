@@ -100,3 +100,34 @@ def test_render_mpe_and_smax(tmp_path):
     with pytest.raises(NotImplementedError, match="no renderer"):
         env = make("jaxmarl:switch_riddle")
         env.render(env.reset(jax.random.key(0))[0])
+
+
+class _Attack:
+    """Every ally takes its lowest available attack action (5 + enemy), else a random move."""
+
+    class config:  # noqa: N801 - what collect_episode reads of a learner's config
+        bootstrap_truncation = True
+
+    def initial_hidden(self):
+        return jnp.zeros((3, 1))
+
+    def act(self, params, obs, h, avail, epsilon, key):
+        first = 5 + jnp.argmax(avail[:, 5:], -1)
+        move = jax.random.categorical(key, jnp.where(avail[:, :5], 0.0, -jnp.inf))
+        return jnp.where(avail[:, 5:].any(-1), first, move).astype(jnp.int32), h
+
+
+def test_evaluation_reports_smax_win_rate():
+    """evaluate(..., outcomes=True) sums each episode's info: "won" is 1 exactly for the episodes
+    whose return holds the +1 win bonus on top of the enemy's whole health (return 2)."""
+    from netmarl.train.rollout import episode_outcomes, evaluate
+    env = make("smax:3m", enemy_shoots=False)
+    returns, outcomes = jax.jit(lambda k: evaluate(env, _Attack(), None, k, 8, outcomes=True))(
+        jax.random.key(0))
+    np.testing.assert_array_equal(outcomes["won"], 1.0)  # unopposed focused fire wins every battle
+    np.testing.assert_allclose(returns, 2.0, rtol=1e-5)
+    returns, outcomes = jax.jit(lambda k: evaluate(make("smax:3m"), _Attack(), None, k, 8, 1.0,
+                                                   outcomes=True))(jax.random.key(1))  # ε = 1: random
+    assert set(np.asarray(outcomes["won"]).tolist()) <= {0.0, 1.0}
+    np.testing.assert_array_equal(outcomes["won"] == 1, np.asarray(returns) > 1.5)
+    assert episode_outcomes(None, jnp.ones((2, 5), bool)) == {}  # environments without info

@@ -117,7 +117,9 @@ def _records(trainer: Trainer, carry: Carry, point: int, stats: ChunkStats | Non
              first_seed: int) -> list[dict]:
     """One metrics record per seed: greedy evaluation plus the chunk's training statistics (the
     host loop adds `elapsed_s`, the run's seconds of training and evaluation up to this point)."""
-    returns = np.asarray(trainer.evaluate(carry, jnp.int32(point)))  # [seeds, episodes]
+    returns, outcomes = trainer.evaluate_outcomes(carry, jnp.int32(point))
+    returns = np.asarray(returns)  # [seeds, episodes]
+    outcomes = {name: np.asarray(value) for name, value in outcomes.items()}  # e.g. {"won": ...}
     env_steps = np.asarray(carry.env_steps)
     epsilon = np.asarray(jax.vmap(trainer.learner.epsilon)(carry.env_steps))
     records = []
@@ -126,6 +128,7 @@ def _records(trainer: Trainer, carry: Carry, point: int, stats: ChunkStats | Non
                   "episodes": int(carry.episodes[s]), "updates": int(carry.learner.updates[s]),
                   "epsilon": float(epsilon[s]), "eval_return": float(returns[s].mean()),
                   "eval_return_std": float(returns[s].std()), "eval_returns": returns[s].tolist()}
+        record.update({f"eval_{name}": float(value[s].mean()) for name, value in outcomes.items()})
         if stats is not None:
             record.update(_means(jax.tree.map(lambda x: np.asarray(x)[s], stats)))
         records.append(record)
@@ -214,7 +217,9 @@ def _plain_progress(title: str, total: int):
 
 
 def _eval_info(records: list[dict]) -> str:
-    return f"eval return {np.mean([r['eval_return'] for r in records]):.3f}"
+    won = [r["eval_won"] for r in records if "eval_won" in r]  # battles (SMAX): the win rate too
+    return (f"eval return {np.mean([r['eval_return'] for r in records]):.3f}"
+            + (f", won {100 * np.mean(won):.0f}%" if won else ""))
 
 
 def report(run: RunDir) -> None:

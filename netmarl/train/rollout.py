@@ -23,6 +23,12 @@ class _ActCarry(NamedTuple):
 
 def collect_episode(env: Environment, learner: QLearner, params, epsilon: Array, key: Array) -> Episode:
     """Plays one episode of T = env.max_steps steps (padded after it ends) with ε-greedy agents."""
+    return play_episode(env, learner, params, epsilon, key)[0]
+
+
+def play_episode(env: Environment, learner: QLearner, params, epsilon: Array, key: Array):
+    """`collect_episode`, and the environment's per-step info (TimeStep.info, leaves [T]; None for
+    environments that report nothing)."""
     key_reset, key = jax.random.split(key)
     env_state, ts = env.reset(key_reset)
     first = _ActCarry(env_state, ts, learner.initial_hidden(), jnp.bool_(True), key)
@@ -43,9 +49,10 @@ def collect_episode(env: Environment, learner: QLearner, params, epsilon: Array,
         terminated = terminated | ts_seq.truncated
     if graphs is not None:  # the bootstrap observation's graph, from the last carry's key
         graphs = jnp.concatenate([graphs, _graph(learner, jax.random.split(last.key, 3)[1])[None]])
-    return Episode(obs=cat(ts.obs, ts_seq.obs), state=cat(ts.state, ts_seq.state),
-                   avail=cat(ts.avail, ts_seq.avail), action=actions, reward=ts_seq.reward,
-                   terminated=terminated, filled=filled, graph=graphs)
+    episode = Episode(obs=cat(ts.obs, ts_seq.obs), state=cat(ts.state, ts_seq.state),
+                      avail=cat(ts.avail, ts_seq.avail), action=actions, reward=ts_seq.reward,
+                      terminated=terminated, filled=filled, graph=graphs)
+    return episode, ts_seq.info
 
 
 def _graph(learner, key: Array):
@@ -60,9 +67,20 @@ def episode_return(episode: Episode) -> Array:
     return (episode.reward.sum(-1) * episode.filled).sum(-1)
 
 
+def episode_outcomes(info, filled: Array) -> dict[str, Array]:
+    """Per-episode sums of the environment's info over the filled steps: {"won": [...]} is 1 for a
+    won SMAX battle, 0 otherwise; {} for environments without info. info leaves [..., T]."""
+    if info is None:
+        return {}
+    return {name: (jnp.asarray(value, jnp.float32) * filled).sum(-1) for name, value in info.items()}
+
+
 def evaluate(env: Environment, learner: QLearner, params, key: Array, episodes: int,
-             epsilon: Array = 0.0) -> Array:
-    """Team returns [episodes] of the ε-greedy policy (greedy by default), episodes in parallel."""
-    play = jax.vmap(collect_episode, (None, None, None, None, 0))
-    batch = play(env, learner, params, jnp.asarray(epsilon, jnp.float32), jax.random.split(key, episodes))
-    return episode_return(batch)
+             epsilon: Array = 0.0, outcomes: bool = False):
+    """Team returns [episodes] of the ε-greedy policy (greedy by default), episodes in parallel;
+    with `outcomes`, (returns, episode_outcomes {name: [episodes]})."""
+    play = jax.vmap(play_episode, (None, None, None, None, 0))
+    batch, info = play(env, learner, params, jnp.asarray(epsilon, jnp.float32),
+                       jax.random.split(key, episodes))
+    returns = episode_return(batch)
+    return (returns, episode_outcomes(info, batch.filled)) if outcomes else returns

@@ -74,6 +74,11 @@ class Trainer:
     def evaluate(self, carry: Carry, point: Array, epsilon: float = 0.0) -> Array:
         """Team returns [seeds, eval_episodes] at evaluation point `point`: greedy (ε = 0) by
         default; ε = 1 is the uniformly random policy over available actions."""
+        return self.evaluate_outcomes(carry, point, epsilon)[0]
+
+    def evaluate_outcomes(self, carry: Carry, point: Array, epsilon: float = 0.0):
+        """`evaluate`, and the episodes' outcomes {name: [seeds, eval_episodes]} (e.g. SMAX's "won";
+        {} for environments without info), from the same episodes."""
         return self._evaluate_seeds(carry, point, jnp.float32(epsilon))
 
     def _seeds(self, fn, in_axes):
@@ -137,11 +142,11 @@ class Trainer:
     def zero_stats(self) -> ChunkStats:
         return _zero_stats(self.family.metrics)
 
-    def _evaluate(self, carry: Carry, point: Array, epsilon: Array) -> Array:
-        """ε-greedy team returns [eval_episodes] at evaluation point `point`."""
+    def _evaluate(self, carry: Carry, point: Array, epsilon: Array):
+        """ε-greedy team returns [eval_episodes] at evaluation point `point`, and their outcomes."""
         key = jax.random.fold_in(carry.eval_key, point)
         return evaluate(self.eval_env, self.learner, carry.learner.params, key,
-                        self.config.run.eval_episodes, epsilon)
+                        self.config.run.eval_episodes, epsilon, outcomes=True)
 
     def seed_keys(self, first: int | None = None) -> Array:
         """[seeds, 2] uint32 keys of seeds first, first + 1, ... (default: the configured run.seed)."""
