@@ -128,9 +128,10 @@ def row(name: str, check: Check, seeds: int) -> str:
     good = per_seed(check, seeds)
     frozen = per_seed(check, min(seeds, 20), lr=1e-30)
     wrong = per_seed(check, min(seeds, 20), team_td=check.wrong_team_td)
-    z = (check.threshold - good.mean()) / max(good.std(), 1e-12)
+    z = (check.threshold - good.mean()) / good.std() if good.std() > 1e-6 else None
+    z_text = "— (no spread)" if z is None else f"{z:.1f}"
     return (f"| {name} | < {check.threshold:g} | {good.mean():.3f} ± {good.std():.3f} | {good.max():.3f} | "
-            f"{(good < check.threshold).mean():.0%} | {z:.1f} | {frozen.min():.3f} "
+            f"{(good < check.threshold).mean():.0%} | {z_text} | {frozen.min():.3f} "
             f"({(frozen < check.threshold).mean():.0%}) | {check.wrong_team_td}: {wrong.min():.3f} "
             f"({(wrong < check.threshold).mean():.0%}) | `{check.test}` |")
 
@@ -155,7 +156,10 @@ def main() -> None:
             f"{time.perf_counter() - tic:.0f} s). Correct learner: {args.seeds} seeds (vmapped); broken "
             f"learners: {min(args.seeds, 20)} seeds each. z = (threshold − mean) / sd: the one-sided "
             "normal tail is < 1e-3 for z > 3.1. For the 0/1 statistics (greedy joint action missed) z "
-            "is not meaningful: the worst seed and the passing fraction say it.\n\n" + head + "\n"
+            "is not meaningful: the worst seed and the passing fraction say it. A test is the "
+            "conjunction of its rows: where a broken learner passes a greedy-action row (a frozen "
+            "learner picks the right joint action by chance; IQL shares VDN's row means), the same "
+            "test's fit row fails it on every seed.\n\n" + head + "\n"
             + "\n".join(rows) + "\n")
     Path(args.out).write_text(text)
     print(text)
