@@ -1,0 +1,272 @@
+"""`netmarl reproduce --backend ray|slurm` on the real engines (netmarl/backends.py).
+
+A two-node Ray cluster (`ray start --head` and `ray start --address=...`, 1 CPU each, separate
+process groups) trains a 4-run grid; the worker node's raylet is SIGKILLed while both nodes train,
+and the grid must still finish, its metrics identical to `--backend local`'s. submitit's local
+executor (the slurm backend without a cluster) trains the same grid, its job processes SIGKILLed
+mid-run, and must match too. The grid is test_reproduce's (the same compiled shapes)."""
+import contextlib
+import functools
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from netmarl.backends import BackendOptions, check_backend
+from netmarl.cli import main
+from tests.test_reproduce import EXPERIMENT
+
+STEPS = 500  # 5 evaluation points (and checkpoints) per run: long enough to be killed mid-run
+pytest.importorskip("ray")
+pytest.importorskip("submitit")
+
+
+def _grid(tmp_path: Path) -> str:
+    path = tmp_path / "grid.yaml"
+    path.write_text(EXPERIMENT)
+    return str(path)
+
+
+def _metrics(folder: Path) -> dict[str, list[dict]]:
+    """Every run's metrics records without their wall-clock field."""
+    return {p.parent.name: [{k: v for k, v in json.loads(line).items() if k != "elapsed_s"}
+                            for line in p.read_text().splitlines()]
+            for p in sorted(folder.glob("*/metrics.jsonl"))}
+
+
+@functools.cache
+def local_metrics() -> dict[str, list[dict]]:
+    """The grid trained by `--backend local`, in this process (once per test process)."""
+    from netmarl.reproduce import reproduce
+
+    with tempfile.TemporaryDirectory() as tmp:
+        reproduce(_grid(Path(tmp)), f"{tmp}/out", steps=STEPS)
+        return _metrics(Path(tmp) / "out")
+
+
+def _processes() -> list[tuple[int, int, str]]:
+    """(pid, parent pid, command line) of every live process."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            command = (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if fields[0] != "Z":
+            found.append((int(stat.parent.name), int(fields[1]), command))
+    return found
+
+
+def _descendants(root: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for pid, parent, _ in _processes():
+        children.setdefault(parent, []).append(pid)
+    found, todo = [], [root]
+    while todo:
+        kids = children.get(todo.pop(), [])
+        found += kids
+        todo += kids
+    return found
+
+
+def _alive(pid: int) -> bool:
+    return any(p == pid for p, _, _ in _processes())
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class RayCluster:
+    """A real Ray cluster on this machine: a head and a worker node, each `ray start --block` (1 CPU)
+    in its own session, with fast node-death detection; `stop` ends every process they started."""
+
+    def __init__(self, tmp_path: Path):
+        self.temp = tempfile.mkdtemp(prefix="nmray", dir="/tmp")  # Ray's socket paths must stay short
+        self.logs, self.port, self.nodes = tmp_path, _free_port(), []
+        self.address = f"127.0.0.1:{self.port}"
+        self.env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32),
+                    "RAY_health_check_period_ms": "500", "RAY_health_check_failure_threshold": "3",
+                    "RAY_health_check_initial_delay_ms": "0", "RAY_USAGE_STATS_ENABLED": "0"}
+
+    def start(self, *args: str) -> None:
+        """Starts a node (`ray start ARGS --block`); `ready` waits for it."""
+        log = self.logs / f"ray_node{len(self.nodes)}.log"
+        command = [str(Path(sys.executable).parent / "ray"), "start", *args, "--block", "--num-cpus", "1",
+                   "--node-ip-address", "127.0.0.1", "--disable-usage-stats"]
+        self.nodes.append((subprocess.Popen(command, env=self.env, start_new_session=True, stdout=log.open("w"),
+                                            stderr=subprocess.STDOUT), log))
+
+    def start_head(self) -> None:
+        self.start("--head", "--port", str(self.port), "--temp-dir", self.temp, "--include-dashboard=false",
+                   "--ray-client-server-port", str(_free_port()))
+
+    def ready(self, node: int, timeout: float = 45.0) -> None:
+        process, log = self.nodes[node]
+        deadline = time.monotonic() + timeout
+        while "Ray runtime started" not in log.read_text():
+            assert process.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(0.2)
+
+    def raylet(self, node: int) -> int:
+        return next(pid for pid in _descendants(self.nodes[node][0].pid)
+                    if "raylet/raylet " in _command(pid))
+
+    def training(self, node: int) -> list[int]:
+        """The node's Ray worker processes executing a run (their title is ray::<function>)."""
+        raylet = self.raylet(node)
+        return [pid for pid, parent, command in _processes()
+                if parent == raylet and command.startswith("ray::ray_task")]
+
+    def stop(self) -> None:
+        started = [pid for process, _ in self.nodes for pid in (process.pid, *_descendants(process.pid))]
+        for process, _ in self.nodes:
+            process.terminate()
+        for process, _ in self.nodes:
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                pass
+        for pid in started:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        shutil.rmtree(self.temp, ignore_errors=True)
+
+
+def _command(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def _mid_run(folder: Path) -> list[Path]:
+    """Runs past their first checkpointed evaluation point and not finished."""
+    return [p.parent for p in folder.glob("*/metrics.jsonl")
+            if len(p.read_text().splitlines()) >= 2 and not (p.parent / "summary.json").exists()]
+
+
+def _reproduce(tmp_path: Path, env: dict | None, *args: str) -> subprocess.Popen:
+    """`netmarl reproduce` on the grid, in a subprocess writing tmp_path/driver.log."""
+    command = [sys.executable, "-m", "netmarl.cli", "reproduce", _grid(tmp_path), "--dir", str(tmp_path / "out"),
+               "--steps", str(STEPS), *args]
+    return subprocess.Popen(command, env=env, stdout=(tmp_path / "driver.log").open("w"), stderr=subprocess.STDOUT)
+
+
+def _finish(driver: subprocess.Popen, tmp_path: Path, timeout: float = 150.0) -> str:
+    try:
+        driver.wait(timeout=timeout)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+    log = (tmp_path / "driver.log").read_text()
+    assert driver.returncode == 0, log[-3000:]
+    return log
+
+
+def _until(condition, driver: subprocess.Popen, what: str, timeout: float = 40.0):
+    """Polls condition() until it returns something true (returned), or fails naming `what`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and driver.poll() is None:
+        found = condition()
+        if found:
+            return found
+        time.sleep(0.05)
+    pytest.fail(f"{what} never happened (driver exit code {driver.poll()})")
+
+
+def test_ray_grid_survives_a_killed_worker_node_and_equals_local(tmp_path):
+    cluster = RayCluster(tmp_path)
+    try:
+        cluster.start_head()
+        expected = local_metrics()  # trained here while the head node starts
+        cluster.ready(0)
+        cluster.start("--address", cluster.address)
+        cluster.ready(1)
+        driver = _reproduce(tmp_path, cluster.env, "--backend", "ray", "--address", cluster.address)
+        # Both nodes (1 CPU each) train a run past its first checkpoint: kill the worker node's raylet.
+        victims = _until(lambda: len(_mid_run(tmp_path / "out")) >= 2 and cluster.training(1), driver,
+                         "both nodes training at once")
+        os.kill(cluster.raylet(1), signal.SIGKILL)
+        log = _finish(driver, tmp_path)
+        assert not any(_alive(pid) for pid in victims)  # its task died with it: no second writer
+    finally:
+        cluster.stop()
+    assert "its worker died; attempt 2" in log  # the run was retried on the head node ...
+    assert _metrics(tmp_path / "out") == expected  # ... resumed from its checkpoint: nothing lost or repeated
+    assert (tmp_path / "out" / "table.md").exists()
+
+
+def _job_training(run: Path) -> int | None:
+    """The process of the submitit local job training `run` (its log names the run; the local
+    executor's job id is the pid of the job's controller, whose child runs the job)."""
+    for log in (run.parent / "slurm").glob("*_0_log.out"):
+        if f"netmarl: {run} on" in log.read_text():
+            job = int(log.name.split("_")[0])
+            return next((pid for pid, parent, _ in _processes() if parent == job), None)
+    return None
+
+
+def test_slurm_grid_through_submitit_equals_local_and_resubmits_a_killed_job(tmp_path):
+    driver = _reproduce(tmp_path, None, "--backend", "slurm", "--slurm-executor", "local", "--slurm-time", "10")
+    try:
+        victim = _until(lambda: next(filter(None, map(_job_training, _mid_run(tmp_path / "out"))), None),
+                        driver, "a job past its run's first checkpoint")
+        os.kill(victim, signal.SIGKILL)  # the job ends without a result, as on a failed node
+        expected = local_metrics()  # trained here while the resubmitted job runs
+        log = _finish(driver, tmp_path)
+    finally:
+        driver.kill()
+    assert "resubmitted (attempt 2)" in log
+    assert _metrics(tmp_path / "out") == expected
+    assert len(list((tmp_path / "out" / "slurm").glob("*_submitted.pkl"))) == 5  # 4 jobs and 1 resubmitted
+
+
+@pytest.mark.parametrize("backend, options, message", [
+    ("dask", {}, "unknown backend 'dask'; accepted: local, ray, slurm"),
+    ("local", {"address": "auto"}, "--address cannot be used with --backend local; it is an option of "
+                                   "--backend ray"),
+    ("ray", {"slurm_partition": "gpu"}, "--slurm-partition cannot be used with --backend ray"),
+    ("local", {"retries": 1}, "--retries cannot be used with --backend local; it is an option of "
+                              "--backend ray and slurm"),
+    ("ray", {"address": "headnode"}, "--address 'headnode' is not a Ray cluster address; accepted: auto"),
+    ("ray", {"address": "10.0.0.5:99999"}, "'10.0.0.5:99999' is not a Ray cluster address"),
+    ("ray", {"retries": -1}, "--retries -1 must be 0 or more"),
+    ("slurm", {"slurm_executor": "pbs"}, "--slurm-executor 'pbs'; accepted: slurm, local"),
+    ("slurm", {"slurm_executor": "local", "slurm_time": 0}, "--slurm-time 0 must be a positive number"),
+    ("slurm", {"slurm_executor": "local", "slurm_options": ("--account abc",)},
+     "--slurm-option '--account abc' is not of the form KEY=VALUE"),
+])
+def test_bad_backend_options_are_refused_by_name(backend, options, message):
+    with pytest.raises(ValueError, match=message.replace("(", r"\(")):
+        check_backend(backend, BackendOptions(**options))
+
+
+def test_slurm_without_sbatch_and_missing_packages_say_what_to_do(monkeypatch, tmp_path):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no sbatch here
+    with pytest.raises(ValueError, match="sbatch is not on this machine's PATH .* --slurm-executor local"):
+        check_backend("slurm", BackendOptions())
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "ray" else real(name, *a))
+    with pytest.raises(SystemExit, match=r"--backend ray needs the ray package, .*pip install -e '\.\[cluster\]'"):
+        main(["reproduce", _grid(tmp_path), "--backend", "ray", "--dry-run"])
+
+
+def test_a_ray_address_without_a_cluster_is_named(tmp_path):
+    with pytest.raises(SystemExit, match=r"--address 127\.0\.0\.1:\d+: no Ray cluster could be joined"):
+        main(["reproduce", _grid(tmp_path), "--dir", str(tmp_path / "out"), "--steps", "100", "--backend", "ray",
+              "--address", f"127.0.0.1:{_free_port()}"])
