@@ -1,18 +1,14 @@
 """`netmarl reproduce --backend ray|slurm` on the real engines (netmarl/backends.py).
 
 A two-node Ray cluster (`ray start --head` and `ray start --address=...`, 1 CPU each, separate
-process groups) trains a 4-run grid; the worker node's raylet is SIGKILLed while both nodes train,
-and the grid must still finish, its metrics identical to `--backend local`'s. submitit's local
-executor (the slurm backend without a cluster) trains the same grid, its job processes SIGKILLed
-mid-run, and must match too. The grid is test_reproduce's (the same compiled shapes)."""
-import contextlib
+processes: tests/ray_cluster.py) trains a 4-run grid; the worker node dies (its raylet and worker
+SIGKILLed) mid-run, and the grid must still finish, its metrics identical to `--backend local`'s.
+submitit's local executor (the slurm backend without a cluster) trains the same grid, one job
+SIGKILLed mid-run, and must match too. The grid is test_reproduce's (the same compiled shapes)."""
 import functools
 import json
 import os
-import secrets
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -23,6 +19,7 @@ import pytest
 
 from netmarl.backends import BackendOptions, check_backend
 from netmarl.cli import main
+from tests.ray_cluster import RayCluster, free_port, processes
 from tests.test_reproduce import EXPERIMENT
 
 STEPS = 500  # 5 evaluation points (and checkpoints) per run: long enough to be killed mid-run
@@ -51,105 +48,6 @@ def local_metrics() -> dict[str, list[dict]]:
     with tempfile.TemporaryDirectory() as tmp:
         reproduce(_grid(Path(tmp)), f"{tmp}/out", steps=STEPS)
         return _metrics(Path(tmp) / "out")
-
-
-def _processes() -> list[tuple[int, int, str]]:
-    """(pid, parent pid, command line) of every live process."""
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            command = (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-        except OSError:
-            continue
-        if fields[0] != "Z":
-            found.append((int(stat.parent.name), int(fields[1]), command))
-    return found
-
-
-def _descendants(root: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for pid, parent, _ in _processes():
-        children.setdefault(parent, []).append(pid)
-    found, todo = [], [root]
-    while todo:
-        kids = children.get(todo.pop(), [])
-        found += kids
-        todo += kids
-    return found
-
-
-def _alive(pid: int) -> bool:
-    return any(p == pid for p, _, _ in _processes())
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class RayCluster:
-    """A real Ray cluster on this machine: a head and a worker node, each `ray start --block` (1 CPU)
-    in its own session, with fast node-death detection; `stop` ends every process they started."""
-
-    def __init__(self, tmp_path: Path):
-        self.temp = tempfile.mkdtemp(prefix="nmray", dir="/tmp")  # Ray's socket paths must stay short
-        self.logs, self.port, self.nodes = tmp_path, _free_port(), []
-        self.address = f"127.0.0.1:{self.port}"
-        self.env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32),
-                    "RAY_health_check_period_ms": "500", "RAY_health_check_failure_threshold": "3",
-                    "RAY_health_check_initial_delay_ms": "0", "RAY_USAGE_STATS_ENABLED": "0"}
-
-    def start(self, *args: str) -> None:
-        """Starts a node (`ray start ARGS --block`); `ready` waits for it."""
-        log = self.logs / f"ray_node{len(self.nodes)}.log"
-        command = [str(Path(sys.executable).parent / "ray"), "start", *args, "--block", "--num-cpus", "1",
-                   "--node-ip-address", "127.0.0.1", "--disable-usage-stats"]
-        self.nodes.append((subprocess.Popen(command, env=self.env, start_new_session=True, stdout=log.open("w"),
-                                            stderr=subprocess.STDOUT), log))
-
-    def start_head(self) -> None:
-        self.start("--head", "--port", str(self.port), "--temp-dir", self.temp, "--include-dashboard=false",
-                   "--ray-client-server-port", str(_free_port()))
-
-    def ready(self, node: int, timeout: float = 45.0) -> None:
-        process, log = self.nodes[node]
-        deadline = time.monotonic() + timeout
-        while "Ray runtime started" not in log.read_text():
-            assert process.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
-            time.sleep(0.2)
-
-    def raylet(self, node: int) -> int:
-        return next(pid for pid in _descendants(self.nodes[node][0].pid)
-                    if "raylet/raylet " in _command(pid))
-
-    def training(self, node: int) -> list[int]:
-        """The node's Ray worker processes executing a run (their title is ray::<function>)."""
-        raylet = self.raylet(node)
-        return [pid for pid, parent, command in _processes()
-                if parent == raylet and command.startswith("ray::ray_task")]
-
-    def stop(self) -> None:
-        started = [pid for process, _ in self.nodes for pid in (process.pid, *_descendants(process.pid))]
-        for process, _ in self.nodes:
-            process.terminate()
-        for process, _ in self.nodes:
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                pass
-        for pid in started:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        shutil.rmtree(self.temp, ignore_errors=True)
-
-
-def _command(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-    except OSError:
-        return ""
 
 
 def _mid_run(folder: Path) -> list[Path]:
@@ -215,7 +113,7 @@ def test_ray_grid_survives_a_killed_worker_node_and_equals_local(tmp_path):
         cluster.start_head()
         expected = local_metrics()  # trained here while the head node starts
         cluster.ready(0)
-        cluster.start("--address", cluster.address)
+        cluster.add_worker()
         cluster.ready(1)
         driver = _reproduce(tmp_path, cluster.env, "--backend", "ray", "--address", cluster.address)
         _kill_worker_node_mid_run(cluster, driver, tmp_path / "out", expected)
@@ -233,7 +131,7 @@ def _job_training(run: Path) -> int | None:
     for log in (run.parent / "slurm").glob("*_0_log.out"):
         if f"netmarl: {run} on" in log.read_text():
             job = int(log.name.split("_")[0])
-            return next((pid for pid, parent, _ in _processes() if parent == job), None)
+            return next((pid for pid, parent, _ in processes() if parent == job), None)
     return None
 
 
@@ -287,4 +185,4 @@ def test_slurm_without_sbatch_and_missing_packages_say_what_to_do(monkeypatch, t
 def test_a_ray_address_without_a_cluster_is_named(tmp_path):
     with pytest.raises(SystemExit, match=r"--address 127\.0\.0\.1:\d+: no Ray cluster could be joined"):
         main(["reproduce", _grid(tmp_path), "--dir", str(tmp_path / "out"), "--steps", "100", "--backend", "ray",
-              "--address", f"127.0.0.1:{_free_port()}"])
+              "--address", f"127.0.0.1:{free_port()}"])
