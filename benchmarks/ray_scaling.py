@@ -66,7 +66,7 @@ def measure(work: Path, seeds: int, steps: int) -> dict[str, float]:
 
 def report(times: dict[str, float], seeds: int, steps: int, load: tuple[float, float]) -> str:
     one = times["1 node"]
-    rows = "\n".join(f"| {name} (1 CPU each) | {s:.1f} | {one / s:.2f}x |" for name, s in times.items())
+    rows = "\n".join(f"| {name} (1 CPU per node) | {s:.1f} | {one / s:.2f}x |" for name, s in times.items())
     return f"""# Ray backend: two local nodes against one
 
 `netmarl reproduce --backend ray --address HOST:PORT` on a tiny grid (2 algorithms x {seeds} seeds =

@@ -186,3 +186,20 @@ def test_a_ray_address_without_a_cluster_is_named(tmp_path):
     with pytest.raises(SystemExit, match=r"--address 127\.0\.0\.1:\d+: no Ray cluster could be joined"):
         main(["reproduce", _grid(tmp_path), "--dir", str(tmp_path / "out"), "--steps", "100", "--backend", "ray",
               "--address", f"127.0.0.1:{free_port()}"])
+
+
+def test_progress_bar_follows_the_env_steps_workers_stream(tmp_path):
+    """The Ray workers' reports (a thread calling report() every REPORT_S s, and once at the end)
+    drive the driver's progress bar; runs without a report fall back to their metrics file."""
+    from netmarl.backends import REPORT_S, _reporting
+    from netmarl.reproduce import _progress, load_experiment, plan
+
+    runs = plan(load_experiment(_grid(tmp_path)), tmp_path / "out", steps=STEPS)
+    progress = _progress(runs)
+    with progress as update:
+        update({str(runs[0].path.absolute()): 300, str(runs[3].path.absolute()): 100})
+        assert progress.bar.tasks[0].completed == 400 and progress.bar.tasks[0].total == 4 * STEPS
+    reports = []
+    with _reporting(lambda: reports.append(time.monotonic())):
+        time.sleep(2.5 * REPORT_S)
+    assert len(reports) == 3  # two periodic reports and the final one
