@@ -266,12 +266,15 @@ class Board:
         self.attempts: dict[str, list[str]] = {}
 
     def started(self, path: str, node: str) -> None:
+        """An attempt at run `path` began on `node` (a Ray node id)."""
         self.attempts.setdefault(path, []).append(node)
 
     def report(self, path: str, steps: int) -> None:
+        """Run `path` is at `steps` env steps (per seed)."""
         self.steps[path] = steps
 
     def read(self) -> tuple[dict[str, int], dict[str, list[str]]]:
+        """({run path: env steps}, {run path: [node of each attempt]})."""
         return self.steps, self.attempts
 
 
@@ -365,6 +368,7 @@ class SlurmRun:
         return str(run.path)
 
     def checkpoint(self, run: Run):
+        """submitit's hook on timeout or preemption: requeue the same run (it resumes)."""
         import submitit
 
         return submitit.helpers.DelayedSubmission(SlurmRun(), run)
