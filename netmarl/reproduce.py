@@ -7,8 +7,10 @@ Every (task, algorithm, seed) is one run directory `<dir>/<task>_<algo>_s<seed>`
   - finished (summary.json present): skipped;
   - started (config.json present): resumed from its latest checkpoint;
   - absent: trained.
-Each worker process takes whole (task, algorithm) cells, so a cell's seeds share one compilation.
-Killing the command loses at most one evaluation interval per running run.
+The runs train on a backend (netmarl/backends.py): this machine's worker processes (the default; each
+takes whole (task, algorithm) cells, so a cell's seeds share one compilation), a Ray cluster or a
+Slurm cluster, each run in the same run directory. Killing the command (or a worker) loses at most
+one evaluation interval per running run.
 
 An optional `final_eval: {episodes: E, envs: {NAME: {env option: value}}}` evaluates every trained
 run's final policy greedily for E episodes on each named variant of the evaluation environment (e.g.
@@ -23,11 +25,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import multiprocessing
-import os
-import signal
-import sys
-import threading
 import time
 from pathlib import Path
 
@@ -188,21 +185,21 @@ def final_evaluation(run: Run) -> None:
     (run.path / FINAL_EVAL).write_text(json.dumps(record, indent=1))
 
 
-def _execute_cell(runs: list[Run]) -> list[str]:
-    for run in runs:
-        execute(run)
-    return [str(r.path) for r in runs]
+def reproduce(name: str, root: str | None = None, seeds: int | None = None, jobs: int | None = None,
+              steps: int | None = None, dry_run: bool = False, backend: str = "local",
+              options=None) -> Path:
+    """Runs (or continues) experiment `name` on `backend` (netmarl.backends.BACKENDS, with its
+    BackendOptions); writes table.md/.csv and curves.png into its folder."""
+    from netmarl.backends import BACKENDS, BackendOptions, check_backend
 
-
-def reproduce(name: str, root: str | None = None, seeds: int | None = None, jobs: int = 1,
-              steps: int | None = None, dry_run: bool = False) -> Path:
-    """Runs (or continues) experiment `name`; writes table.md/.csv and curves.png into its folder."""
+    options = options or BackendOptions()
+    check_backend(backend, options)
     experiment = load_experiment(name)
     folder = Path(root or f"runs/reproduce/{Path(name).stem}")
     runs = plan(experiment, folder, seeds, steps)
     states = [r.state for r in runs]
     print(f"{name}: {len(runs)} runs in {folder} ({states.count('done')} done, "
-          f"{states.count('partial')} to resume, {states.count('new')} new); jobs={jobs}")
+          f"{states.count('partial')} to resume, {states.count('new')} new); backend={backend}, jobs={jobs}")
     if dry_run:
         for r in runs:
             print(f"  {r.state:8s} {r.path}")
@@ -211,7 +208,10 @@ def reproduce(name: str, root: str | None = None, seeds: int | None = None, jobs
     cells = [[r for r in runs if (r.task, r.algo) == cell] for cell in
              dict.fromkeys((r.task, r.algo) for r in runs)]
     todo = [cell for cell in cells if any(r.state != "done" for r in cell)]
-    _run_cells(todo, jobs, runs, _WallClock(folder, jobs))
+    if todo:
+        clock = _WallClock(folder, jobs, backend)
+        with _progress(runs) as update:
+            BACKENDS[backend](todo, jobs, options, lambda steps=None: (update(steps), clock.tick()))
     write_results(folder, runs)
     if experiment.get("report") and all(r.state == "done" for r in runs):
         write_report(experiment, folder, runs)
@@ -225,51 +225,6 @@ def write_report(experiment: dict, folder: Path, runs: list[Run]) -> Path:
     module, _, function = REPORTS[experiment["report"]["name"]].partition(":")
     doc = Path(experiment["report"].get("doc", folder / "report.md"))
     return getattr(importlib.import_module(module), function)(folder, runs, experiment, doc)
-
-
-def _run_cells(cells: list[list[Run]], jobs: int, runs: list[Run], clock: "_WallClock") -> None:
-    """Runs the cells on `jobs` worker processes (in this process if 1), with a progress bar over
-    the env steps of all runs."""
-    if not cells:
-        return
-    if jobs == 1:
-        with _progress(runs) as update:
-            for cell in cells:
-                for run in cell:
-                    execute(run)
-                    update()
-                    clock.tick()
-        return
-    ctx = multiprocessing.get_context("spawn")  # JAX is not fork-safe
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # leaving the Pool stops the workers
-    with ctx.Pool(jobs, _die_with_parent, maxtasksperchild=1) as pool, _progress(runs) as update:
-        pending = [pool.apply_async(_execute_cell, (cell,)) for cell in cells]
-        while not all(p.ready() for p in pending):
-            update()
-            clock.tick()
-            time.sleep(2.0)
-        for p in pending:
-            p.get()  # re-raises a worker's error
-        pool.close()  # the workers exit on their own before Pool.__exit__ terminates the pool
-        pool.join()
-        update()
-        clock.tick()
-
-
-def _die_with_parent() -> None:
-    """Worker initializer: the worker exits when the reproduction process dies (even by SIGKILL), so
-    a killed reproduction never leaves runs training in the background. A watchdog thread polls the
-    parent pid. (Linux's PR_SET_PDEATHSIG fires when the *thread* that spawned the worker ends; the
-    pool's handler thread spawns the replacement workers, so it killed idle workers holding the task
-    queue's lock when the pool shut down, and the pool's exit deadlocked.)"""
-    parent = os.getppid()
-
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(1.0)
-        os._exit(143)
-
-    threading.Thread(target=watch, daemon=True).start()
 
 
 class _progress:
@@ -286,8 +241,10 @@ class _progress:
         self.task = self.bar.add_task("", total=self.total, info="")
         return self.update
 
-    def update(self) -> None:
-        done = sum(_steps_done(r) for r in self.runs)
+    def update(self, steps: dict[str, int] | None = None) -> None:
+        """Env steps from the workers' reports (`steps`: {run path: env steps}), else the metrics."""
+        steps = steps or {}
+        done = sum(steps.get(str(r.path.absolute())) or steps_done(r) for r in self.runs)
         finished = sum(r.state == "done" for r in self.runs)
         self.bar.update(self.task, completed=done,
                         info=f"{done / 1e6:.1f}M / {self.total / 1e6:.1f}M env steps, "
@@ -297,7 +254,8 @@ class _progress:
         return self.bar.__exit__(*exc)
 
 
-def _steps_done(run: Run) -> int:
+def steps_done(run: Run) -> int:
+    """Env steps of the run's latest metrics record (0 before its first)."""
     metrics = run.path / "metrics.jsonl"
     if not metrics.exists():
         return 0
@@ -309,10 +267,11 @@ class _WallClock:
     """Records this invocation's wall time in <folder>/wall_time.jsonl, rewritten on every tick so a
     killed invocation keeps its time; a resumed reproduction sums its invocations."""
 
-    def __init__(self, folder: Path, jobs: int):
+    def __init__(self, folder: Path, jobs: int | None, backend: str):
         self.file, self.start = folder / "wall_time.jsonl", time.time()
         self.earlier = self.file.read_text() if self.file.exists() else ""
-        self.record = {"date": time.strftime("%Y-%m-%dT%H:%M:%S"), "jobs": jobs, "wall_time_s": 0.0}
+        self.record = {"date": time.strftime("%Y-%m-%dT%H:%M:%S"), "backend": backend, "jobs": jobs,
+                       "wall_time_s": 0.0}
 
     def tick(self) -> None:
         self.record["wall_time_s"] = round(time.time() - self.start, 1)

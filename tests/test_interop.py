@@ -151,7 +151,10 @@ def test_bad_input_is_named():
         env.action_space("agent_9")
 
 
-def test_import_netmarl_does_not_import_pettingzoo_gymnasium_or_loggers():
-    code = ("import sys, netmarl, netmarl.envs, netmarl.train.loop; sys.exit(any(m in sys.modules for m "
-            "in ('pettingzoo', 'gymnasium', 'netmarl.envs.interop', 'tensorboard', 'wandb')))")
+def test_import_netmarl_does_not_import_pettingzoo_gymnasium_loggers_or_cluster_engines():
+    """Optional packages load only when used: importing netmarl, its CLI, the reproduction and its
+    backends (netmarl/backends.py) must not import them (start-up time)."""
+    code = ("import sys, netmarl, netmarl.envs, netmarl.train.loop, netmarl.cli, netmarl.reproduce, "
+            "netmarl.backends; sys.exit(any(m in sys.modules for m in ('pettingzoo', 'gymnasium', "
+            "'netmarl.envs.interop', 'tensorboard', 'wandb', 'ray', 'submitit')))")
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
