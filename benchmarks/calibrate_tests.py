@@ -22,11 +22,13 @@ import jax.numpy as jnp
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from netmarl.cli import compose  # noqa: E402
 from netmarl.config import MixerConfig  # noqa: E402
 from netmarl.results.qtables import q_tables  # noqa: E402
 from netmarl.train.runner import Trainer  # noqa: E402
 from tests.helpers import joint_q_table, matrix_config  # noqa: E402
 from tests.test_matrix_learning import CLIMBING, LINEAR, MONOTONIC, least_squares_sum  # noqa: E402
+from tests.test_policy_learning import LBF_STEPS  # noqa: E402
 
 
 
@@ -136,6 +138,29 @@ def row(name: str, check: Check, seeds: int) -> str:
             f"({(wrong < check.threshold).mean():.0%}) | `{check.test}` |")
 
 
+PPO_THRESHOLD = 0.9  # tests/test_policy_learning.py::test_ppo_solves_lbf_tiny
+
+
+def ppo_training_return(algo: str, seeds: int, *overrides: str) -> np.ndarray:
+    """test_ppo_solves_lbf_tiny's statistic for seeds 0 .. seeds-1 (vmapped): the training return
+    (sum / episodes) over the last 4k of LBF_STEPS env steps on lbf-tiny."""
+    trainer = Trainer(compose([f"algo={algo}", "env=lbf-tiny", f"seeds={seeds}", "algo.policy.entropy_coef=0.001",
+                               f"steps={LBF_STEPS}", "run.progress=false", *overrides]))
+    carry, _ = trainer.run_chunk(trainer.init_seeds(), jnp.int32(LBF_STEPS - 4000))
+    _, stats = trainer.run_chunk(carry, jnp.int32(LBF_STEPS))
+    return np.asarray(stats.return_sum / stats.episodes)
+
+
+def ppo_row(algo: str, seeds: int) -> str:
+    good = ppo_training_return(algo, seeds)
+    frozen = ppo_training_return(algo, min(seeds, 20), "algo.lr=1e-30")
+    z = (good.mean() - PPO_THRESHOLD) / max(good.std(), 1e-6)
+    return (f"| {algo} on lbf-tiny (training return, last 4k of {LBF_STEPS // 1000}k steps) | >= {PPO_THRESHOLD:g} "
+            f"| {good.mean():.3f} ± {good.std():.3f} | {good.min():.3f} | {(good >= PPO_THRESHOLD).mean():.0%} "
+            f"| {z:.1f} | {frozen.max():.3f} ({(frozen >= PPO_THRESHOLD).mean():.0%}) | — "
+            "| `test_policy_learning::test_ppo_solves_lbf_tiny` |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=100)
@@ -145,6 +170,7 @@ def main() -> None:
     args = parser.parse_args()
     tic = time.perf_counter()
     rows = [row(name, check, args.seeds) for name, check in CHECKS.items() if args.only in name]
+    rows += [ppo_row(algo, args.seeds) for algo in ("ippo_ns", "mappo_ns") if args.only in algo]
     if args.only:
         print("\n".join(rows))
         return
@@ -159,7 +185,8 @@ def main() -> None:
             "is not meaningful: the worst seed and the passing fraction say it. A test is the "
             "conjunction of its rows: where a broken learner passes a greedy-action row (a frozen "
             "learner picks the right joint action by chance; IQL shares VDN's row means), the same "
-            "test's fit row fails it on every seed.\n\n" + head + "\n"
+            "test's fit row fails it on every seed. For the PPO rows higher is better: z = (mean − "
+            "threshold) / sd, worst seed = the lowest, and the broken column gives the best frozen seed.\n\n" + head + "\n"
             + "\n".join(rows) + "\n")
     Path(args.out).write_text(text)
     print(text)
