@@ -245,6 +245,7 @@ def test_push_sum_is_unbiased_under_message_loss(mpi_env, tmp_path):
 ASYNC_JTD_BOUND = 0.35
 
 
+@pytest.mark.slow  # 55 s; test_push_sum_is_unbiased_under_message_loss keeps push-sum under loss in the default suite
 def test_async_push_sum_agents_under_message_loss(mpi_env, tmp_path):
     run_dir = tmp_path / "async"
     overrides = ["algo=dvdn", *TINY, "run.total_steps=400", "run.eval_interval=200",
