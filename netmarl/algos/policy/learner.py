@@ -69,11 +69,12 @@ class PolicyLearner:
     def _optimiser(self) -> optax.GradientTransformation:
         c = self.config
         step = {"sgd": optax.sgd, "adam": optax.adam}[c.optimizer]
-        clip = optax.clip_by_global_norm if c.shared_params else clip_by_agent_norm
-        def part(lr):
-            return optax.chain(clip(c.grad_clip), step(lr)) if c.grad_clip > 0 else step(lr)
+        def part(lr, axis=0):  # D-GAT's ψ leaves [K, N, ...] have the agent on axis 1
+            clip = (optax.clip_by_global_norm(c.grad_clip) if c.shared_params
+                    else clip_by_agent_norm(c.grad_clip, axis))
+            return optax.chain(clip, step(lr)) if c.grad_clip > 0 else step(lr)
 
-        parts = {"actor": part(c.lr), "critic": part(c.lr), "dgat": part(c.dgat.lr or c.lr)}
+        parts = {"actor": part(c.lr), "critic": part(c.lr), "dgat": part(c.dgat.lr or c.lr, 1)}
         return optax.multi_transform(parts, lambda params: {name: name for name in params})
 
     # --- state and acting ----------------------------------------------------------------------------

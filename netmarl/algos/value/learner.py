@@ -75,14 +75,17 @@ def exploration_draws(key: Array, avail: Array, epsilon: Array) -> tuple[Array, 
 REWARD_SHARES = {"env": lambda n: 1.0 / n, "equal": lambda n: 1.0 / n, "team": lambda n: 1.0}
 
 
-def clip_by_agent_norm(max_norm: float) -> optax.GradientTransformation:
-    """Clips each agent's gradient (slice i of every leaf [N, ...]) to norm `max_norm` separately."""
+def clip_by_agent_norm(max_norm: float, axis: int = 0) -> optax.GradientTransformation:
+    """Clips each agent's gradient (slice i of every leaf along the agent axis `axis`: [N, ...], or
+    D-GAT's [K, N, ...] with axis 1) to norm `max_norm` separately."""
 
     def update(grads, state, params=None):
         del params
-        sq = sum(jnp.sum(jnp.square(g).reshape(g.shape[0], -1), 1) for g in jax.tree.leaves(grads))
+        sq = sum(jnp.sum(jnp.square(jnp.moveaxis(g, axis, 0)).reshape(g.shape[axis], -1), 1)
+                 for g in jax.tree.leaves(grads))
         scale = jnp.minimum(1.0, max_norm / jnp.maximum(jnp.sqrt(sq), 1e-12))  # [N]
-        return jax.tree.map(lambda g: g * scale.reshape(-1, *[1] * (g.ndim - 1)), grads), state
+        shape = lambda g: [-1 if a == axis else 1 for a in range(g.ndim)]  # noqa: E731
+        return jax.tree.map(lambda g: g * scale.reshape(shape(g)), grads), state
 
     return optax.GradientTransformation(lambda params: optax.EmptyState(), update)
 
