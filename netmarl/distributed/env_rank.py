@@ -46,6 +46,9 @@ def initial_keys(seed) -> jax.Array:
     return jax.random.split(jax.random.PRNGKey(seed), 3)
 
 
+SUMS = 6  # per-chunk sums every agent sends before its squared gradient norms (agent_rank.SUMMED)
+
+
 class EnvCarry(NamedTuple):
     """The environment rank's share of the simulator's Carry (counters and keys)."""
 
@@ -104,8 +107,9 @@ class EnvProcess:
         tail = np.zeros((num, steps, self.env.num_agents, 4), np.float32)
         for t in range(steps + 1):
             obs, avail = np.asarray(ts.obs), np.asarray(ts.avail)
-            self.world.scatter({i: np.concatenate([obs[:, i], avail[:, i]], -1) for i in
-                                self.world.agents}, (num, obs.shape[-1] + avail.shape[-1]))
+            flag = [alive[:, None].astype(np.float32)] if self.alive_column else []
+            self.world.scatter({i: np.concatenate([obs[:, i], avail[:, i], *flag], -1) for i in
+                                self.world.agents}, (num, obs.shape[-1] + avail.shape[-1] + len(flag)))
             if t == steps:
                 break
             got = self.world.gather(None, (num,), np.int32)
@@ -115,7 +119,7 @@ class EnvProcess:
             state, ts, chain = self._step(state, chain, jnp.asarray(actions))
             reward, done = np.asarray(ts.reward), np.asarray(ts.done)
             tail[:, t, :, 0] = reward
-            tail[:, t, :, 1] = np.asarray(ts.team_reward)[:, None]
+            tail[:, t, :, 1] = self.team_reward(ts)[:, None]
             ended = np.asarray(ts.terminated)
             if not self.config.algo.bootstrap_truncation:  # as collect_episode: time limit = terminal
                 ended = ended | np.asarray(ts.truncated)
@@ -134,8 +138,7 @@ class EnvProcess:
         key, collect, _ = iteration_keys(carry.key, num, algo.updates_per_iteration)
         returns, steps = self.episodes(collect)
         stored = min(int(carry.stored) + num, algo.buffer_size)
-        ready = stored >= algo.batch_size and int(carry.env_steps) >= algo.learn_start
-        updates = algo.updates_per_iteration if ready else 0
+        updates = self.updates(carry, stored)
         carry = EnvCarry(key, carry.eval_key, np.int32(carry.env_steps + steps),
                          np.int32(carry.episodes + num), np.int32(stored),
                          np.int32(carry.updates + updates))
@@ -147,7 +150,7 @@ class EnvProcess:
         """Greedy episodes at evaluation point `point`, the agents' chunk metrics, one record."""
         carry, stats = state
         returns, _ = self.episodes(eval_keys(carry.eval_key, point, self.config.run.eval_episodes))
-        size = SUMS + int(stats.updates)
+        size = self.sums + int(stats.updates)
         got = self.world.gather(None, (size,), np.float64)
         record = {"point": point, "seed": self.config.run.seed, "env_steps": int(carry.env_steps),
                   "episodes": int(carry.episodes), "updates": int(carry.updates),
@@ -155,8 +158,7 @@ class EnvProcess:
                   "eval_return": float(returns.mean()), "eval_return_std": float(returns.std()),
                   "eval_returns": returns.tolist(), "agents": self.world.agents}
         if point > 0:
-            record.update(_team_metrics(stats, np.stack(list(got.values())),
-                                        self.config.algo.comm.log_jtd_error))
+            record.update(self.team_metrics(stats, np.stack(list(got.values()))))
         elapsed = time.perf_counter() - self.tic
         self.run.truncate_metrics(point - 1)  # a repeated phase (after a repair) replaces its record
         self.log.write([record | {"elapsed_s": elapsed}])
@@ -167,8 +169,24 @@ class EnvProcess:
     def env_steps(self, state) -> int:
         return int(state[0].env_steps)
 
+    # --- what differs between the families (PolicyEnvProcess overrides) ---------------------------
 
-SUMS = 6  # per-chunk sums every agent sends before its squared gradient norms (agent_rank.SUMMED)
+    alive_column = False  # per-step rows [E, O + A (+ 1: the episode is still running)]
+    sums = SUMS
+
+    def team_reward(self, ts) -> np.ndarray:
+        """The tail's team-reward column [E] (the Q-learner's R)."""
+        return np.asarray(ts.team_reward)
+
+    def updates(self, carry: EnvCarry, stored: int) -> int:
+        """Learner updates of this iteration: once a minibatch is stored and learning started."""
+        algo = self.config.algo
+        ready = stored >= algo.batch_size and int(carry.env_steps) >= algo.learn_start
+        return algo.updates_per_iteration if ready else 0
+
+    def team_metrics(self, stats: EnvStats, rows: np.ndarray) -> dict:
+        return _team_metrics(stats, rows, self.config.algo.comm.log_jtd_error)
+
 
 
 def _team_metrics(stats: EnvStats, rows: np.ndarray, jtd_error: bool) -> dict:

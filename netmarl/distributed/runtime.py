@@ -72,24 +72,21 @@ def drive(process, world, config: TrainConfig):
 
 def run_agents(config: TrainConfig, timeout: float = 300.0) -> None:
     """The body of one MPI process of a deployment run (environment or agent, by rank)."""
-    from netmarl.algos.value.pairvdn import make_learner
     from netmarl.distributed.world import ENV, World
     from netmarl.envs import make
 
     _check(config)
     _check_exchange(config, timeout)
     env = make(config.env.name, **config.env.options)
-    learner = make_learner(config.algo, env)
-    world = World(env.num_agents, learner.schedule, timeout, _pushsum_options(config))
+    learner, schedule = _learner(config, env)
+    world = World(env.num_agents, schedule, timeout, _pushsum_options(config))
     root = Path(config.run.dir) / (config.run.id or "")
     try:
         if world.me == ENV:
             _run_env(config, env, learner, world, root)
         else:
-            from netmarl.distributed.agent_rank import AgentProcess
-            from netmarl.distributed.learner import AgentLearner
             run = _agent_dir(root, world.me, config)
-            process = AgentProcess(config, env, AgentLearner(learner, world.me), world, run)
+            process = _agent_process(config, env, learner, world, run)
             process.finish(drive(process, world, config))
         if world.failures:  # MPI_Finalize can wait forever for a dead peer: results are written
             sys.stdout.flush()
@@ -100,15 +97,40 @@ def run_agents(config: TrainConfig, timeout: float = 300.0) -> None:
         mpi().COMM_WORLD.Abort(3)
 
 
+def _learner(config: TrainConfig, env):
+    """The simulator's learner (QLearner or DG-MAPPO's PolicyLearner) and its graph schedule."""
+    if config.algo.family == "policy":
+        from netmarl.algos.policy.learner import PolicyLearner
+        learner = PolicyLearner(config.algo, env)
+        return learner, learner.inputs.schedule
+    from netmarl.algos.value.pairvdn import make_learner
+    learner = make_learner(config.algo, env)
+    return learner, learner.schedule
+
+
+def _agent_process(config: TrainConfig, env, learner, world, run: RunDir):
+    """Agent world.me's process: DVDN / IQL's AgentProcess or DG-MAPPO's PolicyAgentProcess."""
+    if config.algo.family == "policy":
+        from netmarl.distributed.policy_learner import AgentPolicy
+        from netmarl.distributed.policy_rank import PolicyAgentProcess
+        agent = AgentPolicy(learner, world.me, config.run.num_envs)
+        return PolicyAgentProcess(config, env, agent, world, run)
+    from netmarl.distributed.agent_rank import AgentProcess
+    from netmarl.distributed.learner import AgentLearner
+    return AgentProcess(config, env, AgentLearner(learner, world.me), world, run)
+
+
 def _run_env(config: TrainConfig, env, learner, world, root: Path) -> None:
     """The environment rank: runs the phases with a progress bar and the run's loggers, writes the
     summary, and prints the learning curve and summary line as `netmarl train` does."""
     from netmarl.distributed.env_rank import EnvProcess
+    from netmarl.distributed.policy_rank import PolicyEnvProcess
     from netmarl.train.loop import progress_bar, report
 
     run = RunDir.create(root, to_dict(config))
+    kind = PolicyEnvProcess if config.algo.family == "policy" else EnvProcess
     with Loggers(config.run.loggers, run, to_dict(config)) as log, progress_bar(config, plain=True) as progress:
-        process = EnvProcess(config, env, learner, world, run, log, progress)
+        process = kind(config, env, learner, world, run, log, progress)
         drive(process, world, config)
     _finish_env(run, config, world, process)
     report(run)
@@ -149,9 +171,10 @@ def _finish_env(run: RunDir, config: TrainConfig, world, process) -> None:
 def _check(config: TrainConfig) -> None:
     check(config)  # types and ranges of every field (netmarl/config.py)
     check_installed(config.run.loggers)
-    if config.algo.family != "value":
-        raise ValueError(f"netmarl agent runs the value family (algo=dvdn, dvdn_gt, ...); "
-                         f"algo.family={config.algo.family!r} ({config.algo.name}) trains with netmarl train")
+    if config.algo.family == "policy" and config.algo.policy.agent_input != "dgat":
+        raise ValueError(f"netmarl agent runs networked agents (algo=dvdn, dvdn_gt, iql, dg_mappo); "
+                         f"algo={config.algo.name} (algo.family=policy with algo.policy.agent_input="
+                         f"{config.algo.policy.agent_input!r}, not dgat) trains with netmarl train")
     if not config.run.id:
         raise ValueError("netmarl agent needs run.id=<name>: every process must agree on the run "
                          "directory (runs/<id>/)")
@@ -159,6 +182,8 @@ def _check(config: TrainConfig) -> None:
         raise ValueError(f"netmarl agent runs one seed per launch, got run.seeds={config.run.seeds}; "
                          "launch one mpirun per seed with run.seed=<s> and distinct run.id")
     algo = config.algo
+    if algo.family == "policy":
+        return _check_dg_mappo(config)
     if algo.replay_unit != "episode" or algo.epoch_pass or config.env.eval_options:
         raise ValueError(f"netmarl agent supports episode replay only (algo.replay_unit=episode, "
                          f"algo.epoch_pass=false, no env.eval_options); got replay_unit="
@@ -188,3 +213,27 @@ def _check_exchange(config: TrainConfig, timeout: float) -> None:
     if comm.log_jtd_error and algo.team_td != "dvdn":
         raise ValueError(f"algo.comm.log_jtd_error needs networked agents (algo.team_td=dvdn), got "
                          f"{algo.team_td!r}")
+
+
+def _check_dg_mappo(config: TrainConfig) -> None:
+    """The DG-MAPPO settings the agent processes support (each refusal names what is accepted)."""
+    algo, p = config.algo, config.algo.policy
+    if p.value_norm:
+        raise ValueError("netmarl agent algo=dg_mappo: algo.policy.value_norm=true is not supported: "
+                         "the simulator normalises every agent's critic targets with one running "
+                         "mean and variance over all agents' targets, which no agent process holds; "
+                         "accepted: algo.policy.value_norm=false")
+    if p.critic_input != "local":
+        raise ValueError(f"netmarl agent algo=dg_mappo: algo.policy.critic_input={p.critic_input!r} "
+                         "reads the global state or the other agents' observations; accepted: local")
+    if p.advantage not in ("gae", "td"):
+        raise ValueError(f"netmarl agent algo=dg_mappo: algo.policy.advantage={p.advantage!r}; "
+                         "accepted: gae, td (state-value critics)")
+    comm = algo.comm
+    if comm.exchange != "sync" or comm.log_jtd_error:
+        raise ValueError(f"netmarl agent algo=dg_mappo: algo.comm.exchange={comm.exchange!r}, "
+                         f"algo.comm.log_jtd_error={comm.log_jtd_error}; accepted: exchange=sync, "
+                         "log_jtd_error=false (D-GAT's hops need every neighbour's message)")
+    if config.env.eval_options:
+        raise ValueError(f"netmarl agent algo=dg_mappo: env.eval_options={config.env.eval_options} "
+                         "is not supported (the environment rank plays one environment); accepted: {}")
