@@ -323,5 +323,5 @@ def test_exchange_options_are_checked():
         Trainer(compose(["algo=dvdn", "algo.comm.exchange=async"]))
     _check_exchange(compose(["algo=dvdn", "algo.comm.exchange=async", "algo.comm.loss=0.2"]), 5.0)
     from netmarl.distributed.runtime import _check
-    with pytest.raises(ValueError, match="netmarl agent runs the value family"):
+    with pytest.raises(ValueError, match="netmarl agent runs networked agents"):
         _check(compose(["algo=mappo", "run.id=x"]))
