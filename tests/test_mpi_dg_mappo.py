@@ -15,7 +15,7 @@ from tests.test_mpi import BIN, _close, _metrics, _mpirun, _simulate, mpi_env  #
 # Three agents that see different observations (eq. 11's consensus term is not 0), episodes of at
 # most 3 steps, small nets; 4 episodes per iteration in 2 minibatches, 2 epochs: 4 updates per
 # iteration (shuffled minibatches, ψ averaged after each), dynamic graphs (links down w.p. 0.5).
-TINY = ["algo=dg_mappo", "env=lbf:Foraging-6x6-3p-1f", "env.options.max_steps=3", "algo.agent=mlp",
+TINY = ["algo=dg_mappo", "env=jaxmarl:MPE_simple_spread_v3", "env.options.time_limit=3", "algo.agent=mlp",
         "algo.hidden=8", "algo.dgat.width=8", "algo.policy.epochs=2", "algo.policy.minibatches=2",
         "run.num_envs=4", "algo.policy.value_norm=false", "run.eval_episodes=4",
         "run.total_steps=48", "run.eval_interval=24", "run.progress=false"]
@@ -43,7 +43,7 @@ def test_dg_mappo_agents_equal_the_simulator(mpi_env, tmp_path):
             if key in sim:
                 _close(dist[key], sim[key], nud[key], f"point {sim['point']} {key}")
     _assert_rows_equal(run_dir, carry.learner.params, nudged.learner.params)
-    title = "dg_mappo on lbf:Foraging-6x6-3p-1f"
+    title = "dg_mappo on jaxmarl:MPE_simple_spread_v3"
     for r in mpi_records:  # the environment rank's progress lines, as `netmarl train` prints them
         assert re.search(rf"^{re.escape(title)}: [\d,]+/48 env steps \(\d+%\), eval return "
                          rf"{r['eval_return']:.3f}, \d+ s$", out, re.M), out[-3000:]
