@@ -105,3 +105,13 @@ def test_table_3_presets_compose_on_known_maps():
         assert config.env.name.removeprefix("smax:") in SMAC_MAPS
         assert config.algo.policy.epochs in (5, 10) and config.algo.policy.agent_input == "dgat"
         assert config.algo.policy.clip_eps == (0.2 if "3s5z" in preset.stem else 0.05)
+
+
+def test_psi_gradients_are_clipped_per_agent():
+    """ψ's leaves are [K, N, ...] (agent on axis 1): each agent's gradient is clipped on its own norm
+    over all its hops, never by the other agents' (a process only has its own)."""
+    from netmarl.algos.value.learner import clip_by_agent_norm
+    scale = jnp.array([10.0, 0.1, 1.0])[None, :, None]  # agent norms over 2 hops x 4: 56.6, 0.57, 5.7
+    clipped, _ = clip_by_agent_norm(1.0, axis=1).update({"w": jnp.ones((2, 3, 4)) * scale}, None)
+    norms = np.linalg.norm(np.moveaxis(np.asarray(clipped["w"]), 1, 0).reshape(3, -1), axis=1)
+    np.testing.assert_allclose(norms, [1.0, 0.1 * np.sqrt(8), 1.0], rtol=1e-6)
