@@ -23,7 +23,7 @@ METRICS = ("train_return", "loss", "critic_loss", "entropy", "advantage", "value
            "clip_frac", "entropy_coef", "consensus", "attention_entropy", "floats_sent", "mean_degree")
 
 
-def test_dg_mappo_agents_equal_the_simulator(mpi_env, tmp_path):
+def test_dg_mappo_agents_equal_the_simulator(mpi_env, tmp_path):  # noqa: F811 - the imported fixture
     run_dir = tmp_path / "dg"
     args = [str(BIN / "netmarl"), "agent", *TINY, "run.progress=true", f"run.dir={run_dir.parent}",
             f"run.id={run_dir.name}", "--timeout", "120"]
