@@ -27,6 +27,8 @@ from netmarl.distributed.env_rank import EnvCarry, EnvProcess, EnvStats, eval_ke
 from netmarl.distributed.policy_learner import AGENT_TERMS, WHOLE, AgentBatch, AgentPolicy
 
 SUMMED = AGENT_TERMS + WHOLE
+_NO_REPAIR = ("{who}: a peer failed; DG-MAPPO's processes do not continue without it (ULFM repair "
+              "is implemented for dvdn, dvdn_gt and iql only)")
 
 
 class PolicyEnvProcess(EnvProcess):
@@ -37,6 +39,9 @@ class PolicyEnvProcess(EnvProcess):
 
     def team_reward(self, ts) -> np.ndarray:
         return np.asarray(jnp.sum(ts.reward, -1))
+
+    def regroup(self) -> None:
+        raise RuntimeError(_NO_REPAIR.format(who="environment rank"))
 
     def updates(self, carry: EnvCarry, stored: int) -> int:
         p = self.config.algo.policy
@@ -88,8 +93,7 @@ class PolicyAgentProcess:
         (run.path / "pid").write_text(str(os.getpid()))
 
     def regroup(self) -> None:
-        raise RuntimeError(f"agent {self.index}: a peer failed; DG-MAPPO agents do not continue "
-                           "without it (ULFM repair is implemented for dvdn, dvdn_gt and iql only)")
+        raise RuntimeError(_NO_REPAIR.format(who=f"agent {self.index}"))
 
     def initial(self):
         k_learner, k_train, k_eval = initial_keys(self.config.run.seed)
