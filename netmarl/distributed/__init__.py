@@ -2,5 +2,7 @@
 
 world.py (process group, environment <-> agent messages, ULFM repair), env_rank.py (world rank 0: the
 environment), agent_rank.py (agent i), learner.py (agent i's share of the Q-learner), runtime.py (the
-phase loop and the entry point). Importing this package does not import mpi4py.
+phase loop and the entry point); DG-MAPPO: policy_rank.py (its environment rank and agent i),
+policy_learner.py (agent i's share of the actor-critic learner), dgat_exchange.py (D-GAT hop
+messages). Importing this package does not import mpi4py.
 """
