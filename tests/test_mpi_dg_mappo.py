@@ -23,6 +23,7 @@ METRICS = ("train_return", "loss", "critic_loss", "entropy", "advantage", "value
            "clip_frac", "entropy_coef", "consensus", "attention_entropy", "floats_sent", "mean_degree")
 
 
+@pytest.mark.slow  # 43 s warm, 70-140 s compiling from scratch: over the default suite's 60 s limit
 def test_dg_mappo_agents_equal_the_simulator(mpi_env, tmp_path):  # noqa: F811 - the imported fixture
     run_dir = tmp_path / "dg"
     args = [str(BIN / "netmarl"), "agent", *TINY, "run.progress=true", f"run.dir={run_dir.parent}",
