@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export XLA_FLAGS := --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1
 export JAX_PLATFORMS := cpu
 
-.PHONY: demo test test-all bench side-by-side clean
+.PHONY: demo test test-all bench side-by-side host-side-by-side clean
 
 $(STAMP): pyproject.toml requirements.lock requirements-nodeps.lock
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,9 @@ bench: $(STAMP)
 # SIDE_BY_SIDE_ARGS=--quick for 2 seeds x 100k steps (< 15 min).
 side-by-side: $(STAMP)
 	$(BIN)/python benchmarks/epymarl_side_by_side.py --epymarl "$(EPYMARL)" $(SIDE_BY_SIDE_ARGS)
+
+host-side-by-side: $(STAMP)
+	$(BIN)/python benchmarks/host_env_side_by_side.py --epymarl "$(EPYMARL)" $(HOST_SIDE_BY_SIDE_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache

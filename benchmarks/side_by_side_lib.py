@@ -67,10 +67,10 @@ def make_setting(algo: str, agent: str) -> Setting:
     return Setting(algo, agent)
 
 
-def epymarl_args(setting: Setting, budget: Budget, seed: int) -> list[str]:
+def epymarl_args(setting: Setting, budget: Budget, seed: int, task: str = LBF_TASK) -> list[str]:
     """EPyMARL's command-line arguments after `src/main.py` (run from its folder)."""
     return [f"--config={setting.algo}", "--env-config=gymma", "with",
-            f"env_args.time_limit={TIME_LIMIT}", f"env_args.key=lbforaging:{LBF_TASK}-v3",
+            f"env_args.time_limit={TIME_LIMIT}", f"env_args.key=lbforaging:{task}-v3",
             f"use_rnn={setting.agent == 'gru'}", f"t_max={budget.steps}",
             f"test_interval={budget.interval}", f"test_nepisode={budget.episodes}",
             f"log_interval={budget.interval}", f"runner_log_interval={budget.interval}",
@@ -78,11 +78,22 @@ def epymarl_args(setting: Setting, budget: Budget, seed: int) -> list[str]:
             "use_cuda=False", f"seed={seed}"]
 
 
-def netmarl_overrides(setting: Setting, budget: Budget, seed: int, run_dir: str, seeds: int = 1
-                      ) -> list[str]:
-    """`netmarl train` overrides for the same setting; `seeds` > 1 vmaps seeds seed, seed + 1, ..."""
+def native_env(task: str = LBF_TASK) -> list[str]:
+    """netmarl's own LBF (rules v3, the package's) on `task`, with EPyMARL's time limit."""
+    return [f"env=lbf:{task}", f"env.options.max_steps={TIME_LIMIT}"]
+
+
+def package_env(task: str = LBF_TASK) -> list[str]:
+    """The lbforaging package itself on `task`, host-stepped (netmarl/train/host.py)."""
+    return [f"env=gym:lbforaging:{task}-v3", f"env.options.time_limit={TIME_LIMIT}"]
+
+
+def netmarl_overrides(setting: Setting, budget: Budget, seed: int, run_dir: str, seeds: int = 1,
+                      env: list[str] | None = None) -> list[str]:
+    """`netmarl train` overrides for the same setting; `seeds` > 1 vmaps seeds seed, seed + 1, ...;
+    `env`: the environment overrides (default: `native_env()`)."""
     return [*NETMARL_ALGOS[setting.algo], *NETMARL_COMMON, f"algo.agent={setting.agent}",
-            f"env=lbf:{LBF_TASK}", f"env.options.max_steps={TIME_LIMIT}",
+            *(native_env() if env is None else env),
             f"run.total_steps={budget.steps}", f"run.eval_interval={budget.interval}",
             f"run.eval_episodes={budget.episodes}", f"run.seed={seed}", f"run.seeds={seeds}",
             "run.progress=false", f"run.dir={Path(run_dir).parent}", f"run.id={Path(run_dir).name}"]

@@ -2,6 +2,7 @@
 
     netmarl train algo=vdn env=lbf-easy seeds=3 run.total_steps=500000
     netmarl train resume=runs/<id> [steps=N]
+    netmarl train -m algo=vdn,qmix seed=0,1 [hydra/launcher=submitit_slurm]   (a sweep; netmarl/sweep.py)
     netmarl eval runs/<id> --episodes 100 --render out.gif [--env-option max_timestep=1000]
     netmarl table runs/a runs/b ... [--out results/table]   (Markdown + CSV, the paper's metric)
     netmarl plot runs/a runs/b ... --out curves.png
@@ -89,16 +90,23 @@ def _expand(override: str) -> str:
 
 def cmd_train(args) -> None:
     from netmarl.envs import make
+    from netmarl.envs.adapters import is_host, make_host
     from netmarl.train.loop import report, resume, train
 
     resume_at = [o.partition("=")[2] for o in args.overrides if o.startswith("resume=")]
+    if args.multirun:
+        if resume_at:
+            raise SystemExit("netmarl: resume= is for one run; resume each run of a sweep on its own")
+        from netmarl.sweep import run_sweep
+        return run_sweep(args.overrides)
     try:
         if resume_at:
             run = resume(resume_at[-1], **_resume_options(args.overrides))
         else:
             config = compose(args.overrides)
-            make(config.env.name, **config.env.options)  # fail fast on unknown environments
-            make(config.env.name, **{**config.env.options, **config.env.eval_options})
+            build = make_host if is_host(config.env.name) else make
+            build(config.env.name, **config.env.options)  # fail fast on unknown environments
+            build(config.env.name, **{**config.env.options, **config.env.eval_options})
             run = train(config)
     except (ValueError, FileExistsError, FileNotFoundError, ImportError) as error:
         raise SystemExit(f"netmarl: {error}") from None
@@ -226,6 +234,9 @@ def main(argv: list[str] | None = None) -> None:
     train = sub.add_parser("train", help="train (or resume) a run; Hydra overrides key=value")
     train.add_argument("overrides", nargs="*", help="e.g. algo=qmix env=lbf-medium seeds=5 "
                        "run.total_steps=2000000 (aliases: " + ", ".join(ALIASES) + ")")
+    train.add_argument("-m", "--multirun", action="store_true", help="a Hydra sweep: comma-separated "
+                       "values (algo=vdn,qmix seed=0,1) give one run each, launched by hydra/launcher= "
+                       "basic (default), submitit_local or submitit_slurm (netmarl/sweep.py)")
     train.set_defaults(func=cmd_train)
     ev = sub.add_parser("eval", help="greedy evaluation of a run's latest checkpoint")
     ev.add_argument("run_dir")

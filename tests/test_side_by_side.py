@@ -86,3 +86,38 @@ def test_netmarl_settings_equal_epymarls_own_config(algo):
     shared = config["mac"] != "non_shared_mac"  # the _ns configs select the non-shared controller
     assert ("algo=vdn_ps" in lib.NETMARL_ALGOS[algo] or "algo=iql_ps" in lib.NETMARL_ALGOS[algo]) == shared
     assert config["obs_agent_id"] == shared and config["obs_last_action"] is False
+
+
+def test_package_env_overrides_compose_to_the_host_path(tmp_path):
+    from netmarl.cli import compose
+    from netmarl.envs.adapters import make_host
+    budget = lib.Budget(steps=1000, interval=500, episodes=4)
+    config = compose(lib.netmarl_overrides(lib.make_setting("vdn", "mlp"), budget, 0, str(tmp_path / "r"),
+                                           env=lib.package_env("Foraging-8x8-2p-2f-coop")))
+    assert config.env.name == "gym:lbforaging:Foraging-8x8-2p-2f-coop-v3"
+    env = make_host(config.env.name, **config.env.options)
+    assert (env.num_agents, env.max_steps, env.folds_time_limit) == (2, lib.TIME_LIMIT, True)
+
+
+def test_host_env_report_verdicts_and_speeds(tmp_path):
+    """The report of benchmarks/host_env_side_by_side.py on made-up runs with known answers."""
+    import argparse
+    import sys
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from host_env_report import verdict, write_report
+
+    def run(returns, steps, wall):
+        return lib.RunResult(dict(enumerate(returns)), steps, wall, steps / wall, 0, 0)
+
+    results = {"native": [run([0.0, 0.5, 0.8], 1000, 10.0), run([0.0, 0.6, 0.9], 1000, 10.0)],
+               "host": [run([0.0, 0.55, 0.85], 1000, 20.0), run([0.0, 0.5, 0.9], 1000, 20.0)],
+               "epymarl": [run([0.0, 0.2, 0.4], 1000, 40.0), run([0.0, 0.3, 0.5], 1000, 40.0)],
+               "host-vmapped": [run([0.0, 0.5, 0.8], 1000, 25.0), run([0.0, 0.5, 0.8], 1000, 25.0)]}
+    args = argparse.Namespace(task="Foraging-8x8-2p-2f-coop", seeds=2, runs=tmp_path,
+                              out=tmp_path / "report.md")
+    text = write_report(results, lib.Budget(1000, 500, 4), args).read_text()
+    assert "native LBF, final return: 0.875 against 0.850 [0.800, 0.900]: inside its CI." in text
+    assert "package env, max return: 0.875 against 0.450 [0.400, 0.500]: above its CI by 0.375." in text
+    assert "| netmarl host path (package env) | 50 | 50 | 2.00× | 2.00× |" in text
+    assert "collects 80 env steps/s in all" in text and (tmp_path / "report.png").stat().st_size > 0
+    assert verdict(0.1, (0.2, 0.3)) == "below its CI by 0.100"

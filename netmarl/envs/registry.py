@@ -14,6 +14,7 @@ import typing
 from collections.abc import Callable
 
 from netmarl.config import has_type, type_name
+from netmarl.envs.adapters import HOST_FAMILIES
 from netmarl.envs.boxjump import BoxJump
 from netmarl.envs.core import Environment
 from netmarl.envs.jaxmarl import make_jaxmarl
@@ -100,6 +101,10 @@ def make(name: str, **options) -> Environment:
         env_id, defaults = PRESETS[name]
         return make(env_id, **{**defaults, **options})
     family, sep, task = name.partition(":")
+    if family in HOST_FAMILIES:
+        raise ValueError(f"{name!r} is a host-stepped environment (Gymnasium / PettingZoo, stepped in "
+                         "Python, so it cannot be jitted): `netmarl train` and `netmarl eval` run it "
+                         "(netmarl.envs.adapters.make_host); everything else needs a netmarl JAX environment")
     if not sep or family not in FAMILIES:
         raise ValueError(f"unknown environment {name!r}; accepted: presets {', '.join(PRESETS)}, "
                          f"or family:task with family in {', '.join(FAMILIES)} "

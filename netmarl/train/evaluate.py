@@ -8,9 +8,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from netmarl.config import TrainConfig
+from netmarl.envs.adapters import is_host
 from netmarl.envs.render import save_gif
 from netmarl.results.rundir import RunDir
-from netmarl.train.runner import Carry, Trainer
+from netmarl.train.runner import Carry, Trainer, make_trainer
 
 
 FINAL_POINT = 10**6  # the evaluation-key index of final evaluations (no training run reaches it)
@@ -31,7 +32,7 @@ def load_run(path: str, eval_episodes: int | None = None,
     """The trainer and the latest checkpointed carry of a run directory."""
     run = RunDir.open(path)
     config = run.read_config()
-    trainer = Trainer(eval_config(config, eval_episodes or config.run.eval_episodes, env_options))
+    trainer = make_trainer(eval_config(config, eval_episodes or config.run.eval_episodes, env_options))
     carry, meta = run.load_checkpoint(trainer.init_seeds())
     return trainer, carry, meta
 
@@ -46,7 +47,7 @@ def summarise(returns: np.ndarray) -> dict:
 def random_policy_returns(config: TrainConfig, episodes: int, env_options: dict | None = None) -> dict:
     """The uniformly random policy's team returns (ε = 1 over available actions) for the seeds of
     `config`, on its evaluation environment with `env_options`: the "Random" row of a table."""
-    trainer = Trainer(eval_config(config, episodes, env_options))
+    trainer = make_trainer(eval_config(config, episodes, env_options))
     returns = trainer.evaluate(trainer.init_seeds(), jnp.int32(FINAL_POINT), epsilon=1.0)
     return {"episodes": episodes, "env_options": env_options or {}, **summarise(np.asarray(returns))}
 
@@ -56,6 +57,9 @@ def evaluate_run(path: str, episodes: int, render: str | None = None, seed_index
     """Greedy team returns of every seed; optionally a GIF of one greedy episode."""
     if episodes < 1:
         raise ValueError(f"--episodes {episodes} must be positive")
+    if render and is_host(RunDir.open(path).read_config().env.name):
+        raise ValueError("--render needs a netmarl JAX environment; this run trained on a host-stepped "
+                         "Gymnasium / PettingZoo env (render it with that library's own tools)")
     trainer, carry, meta = load_run(path, episodes, env_options)
     returns = np.asarray(trainer.evaluate(carry, jnp.int32(FINAL_POINT)))
     result = {"run": path, "checkpoint_point": meta["point"], "episodes": episodes,

@@ -5,6 +5,7 @@ A family is the small, family-specific "collect + learn" part of an iteration; t
 
     family.learner                                   init / act (evaluation) / initial_hidden / epsilon
     family.init_buffer(learner_state, key)           -> buffer (ReplayState, or () on-policy)
+    family.behaviour(env_steps)                      -> (actor, ε): who acts when collecting
     family.collect(learner_state, env_steps, key)    -> Episode [num_envs, ...]
     family.store(buffer, episodes, active)           -> buffer (store_seeds: leaves [S, ...])
     family.learn(learner_state, buffer, episodes, key, env_steps) -> (state, summed metrics, updates)
@@ -30,7 +31,7 @@ from netmarl.envs.core import Environment
 from netmarl.train.replay import (Episode, ReplayState, add_episodes, add_episodes_seeds, init_replay,
                                   sample_episodes, sample_transitions, shuffled_pass, stored_transitions,
                                   transitions_at)
-from netmarl.train.rollout import collect_episode
+from netmarl.train.rollout import collect_episode, step_graph
 
 Array = jax.Array
 FAMILIES = ("value", "policy")
@@ -44,7 +45,20 @@ def make_family(config: TrainConfig, env: Environment):
     return ValueFamily(config, env) if family == "value" else PolicyFamily(config, env)
 
 
-def _collect(env: Environment, actor, params, epsilon: Array, key: Array, num_envs: int) -> Episode:
+def blank_episode(env: Environment, learner) -> Episode:
+    """An all-zero episode with the shapes and dtypes `collect_episode` gives (one episode, T =
+    env.max_steps): the replay buffer's template, built without stepping `env` (which may be a
+    host-stepped HostEnv)."""
+    t, n, a = env.max_steps, env.num_agents, env.num_actions
+    zeros = lambda *shape, dtype=jnp.float32: jnp.zeros(shape, dtype)  # noqa: E731
+    graph = None if step_graph(learner, jax.random.PRNGKey(0)) is None else zeros(t + 1, n, n, dtype=bool)
+    return Episode(obs=zeros(t + 1, n, env.obs_dim), state=zeros(t + 1, env.state_dim),
+                   avail=zeros(t + 1, n, a, dtype=bool), action=zeros(t, n, dtype=jnp.int32),
+                   reward=zeros(t, n), terminated=zeros(t, dtype=bool), filled=zeros(t, dtype=bool),
+                   graph=graph)
+
+
+def _collect(env: Environment, actor, epsilon: Array, params, key: Array, num_envs: int) -> Episode:
     """`num_envs` episodes (leaves [E, ...]) played by `actor` (anything with act / initial_hidden)."""
     collect = jax.vmap(collect_episode, (None, None, None, None, 0))
     return collect(env, actor, params, epsilon, jax.random.split(key, num_envs))
@@ -60,13 +74,15 @@ class ValueFamily:
         self.learner = make_learner(config.algo, env)
 
     def init_buffer(self, learner: LearnerState, key: Array) -> ReplayState:
-        example = collect_episode(self.env, self.learner, learner.params, jnp.float32(1.0), key)
-        return init_replay(jax.tree.map(jnp.zeros_like, example), self.config.algo.buffer_size)
+        return init_replay(blank_episode(self.env, self.learner), self.config.algo.buffer_size)
+
+    def behaviour(self, env_steps: Array):
+        """The ε-greedy learner, at the schedule's ε."""
+        return self.learner, self.learner.epsilon(env_steps)
 
     def collect(self, learner: LearnerState, env_steps: Array, key: Array) -> Episode:
         """ε-greedy episodes with the current parameters."""
-        return _collect(self.env, self.learner, learner.params, self.learner.epsilon(env_steps), key,
-                        self.config.run.num_envs)
+        return _collect(self.env, *self.behaviour(env_steps), learner.params, key, self.config.run.num_envs)
 
     def store(self, replay: ReplayState, episodes: Episode, active: Array) -> ReplayState:
         return add_episodes(replay, episodes, active)
@@ -152,10 +168,13 @@ class PolicyFamily:
     def init_buffer(self, learner, key: Array) -> tuple:
         return ()
 
+    def behaviour(self, env_steps: Array):
+        """The policies, sampling (no ε)."""
+        return _Sampling(self.learner), jnp.zeros_like(env_steps, jnp.float32)
+
     def collect(self, learner, env_steps: Array, key: Array) -> Episode:
         """Episodes with actions sampled from the current policies."""
-        return _collect(self.env, _Sampling(self.learner), learner.params, jnp.float32(0.0), key,
-                        self.config.run.num_envs)
+        return _collect(self.env, *self.behaviour(env_steps), learner.params, key, self.config.run.num_envs)
 
     def store(self, buffer, episodes: Episode, active: Array) -> tuple:
         return buffer

@@ -21,7 +21,7 @@ from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, 
 from netmarl.config import TrainConfig, to_dict
 from netmarl.results.loggers import Loggers, check_installed
 from netmarl.results.rundir import RunDir, eval_curve, marl_eval_export
-from netmarl.train.runner import Carry, ChunkStats, Trainer
+from netmarl.train.runner import Carry, ChunkStats, Trainer, make_trainer
 
 
 def train(config: TrainConfig, stop_after: int | None = None) -> RunDir:
@@ -92,7 +92,7 @@ def trainer_for(config: TrainConfig) -> Trainer:
                                                if k not in _HOST_ONLY}}, sort_keys=True)
     if key not in _TRAINERS:
         _TRAINERS.clear()  # keep only the latest, so memory does not grow with each new config
-        _TRAINERS[key] = Trainer(config)
+        _TRAINERS[key] = make_trainer(config)
     return _TRAINERS[key]
 
 

@@ -35,7 +35,7 @@ def play_episode(env: Environment, learner: QLearner, params, epsilon: Array, ke
 
     def step(carry: _ActCarry, _):
         key, k_act, k_env = jax.random.split(carry.key, 3)
-        graph = _graph(learner, k_act)
+        graph = step_graph(learner, k_act)
         actions, h = learner.act(params, carry.ts.obs, carry.h, carry.ts.avail, epsilon, k_act,
                                  *(() if graph is None else (graph,)))
         env_state, ts = env.step(k_env, carry.env_state, actions)
@@ -48,14 +48,14 @@ def play_episode(env: Environment, learner: QLearner, params, epsilon: Array, ke
     if not learner.config.bootstrap_truncation:  # the time limit counts as terminal (no bootstrap)
         terminated = terminated | ts_seq.truncated
     if graphs is not None:  # the bootstrap observation's graph, from the last carry's key
-        graphs = jnp.concatenate([graphs, _graph(learner, jax.random.split(last.key, 3)[1])[None]])
+        graphs = jnp.concatenate([graphs, step_graph(learner, jax.random.split(last.key, 3)[1])[None]])
     episode = Episode(obs=cat(ts.obs, ts_seq.obs), state=cat(ts.state, ts_seq.state),
                       avail=cat(ts.avail, ts_seq.avail), action=actions, reward=ts_seq.reward,
                       terminated=terminated, filled=filled, graph=graphs)
     return episode, ts_seq.info
 
 
-def _graph(learner, key: Array):
+def step_graph(learner, key: Array):
     """The step's communication graph [N, N] of a learner whose agents communicate (DG-MAPPO), drawn
     from the step's acting key; None for the others."""
     draw = getattr(learner, "graph", None)

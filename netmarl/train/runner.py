@@ -130,14 +130,17 @@ class Trainer:
         """All seeds (leading axis): iterate while any seed is short of `until`; seeds that are
         done are masked. (A while_loop inside vmap would select the whole replay buffer per step.)"""
         def body(c):
-            carry, stats = c
-            active = carry.env_steps < until
-            episodes = jax.vmap(self.collect)(carry)
-            replay = self.family.store_seeds(carry.replay, episodes, active)
-            return jax.vmap(self.advance)(carry, replay, episodes, stats, active)
+            return self.store_and_advance(*c, jax.vmap(self.collect)(c[0]), until)
 
         stats = jax.vmap(lambda _: self.zero_stats())(carry.env_steps)
         return jax.lax.while_loop(lambda c: jnp.any(c[0].env_steps < until), body, (carry, stats))
+
+    def store_and_advance(self, carry: Carry, stats: ChunkStats, episodes: Episode, until: Array):
+        """All seeds (leading axis): stores the seeds' episodes (leaves [seeds, E, ...]) and learns;
+        seeds that already reached `until` env steps are left unchanged."""
+        active = carry.env_steps < until
+        replay = self.family.store_seeds(carry.replay, episodes, active)
+        return jax.vmap(self.advance)(carry, replay, episodes, stats, active)
 
     def zero_stats(self) -> ChunkStats:
         return _zero_stats(self.family.metrics)
@@ -156,6 +159,16 @@ class Trainer:
 
     def init_seeds(self, first: int | None = None) -> Carry:
         return jax.jit(self._seeds(self.init, 0))(self.seed_keys(first))
+
+
+def make_trainer(config: TrainConfig) -> Trainer:
+    """The Trainer of `config`: the jitted one, or the HostTrainer (train/host.py) for a host-stepped
+    Gymnasium / PettingZoo env (`env=gym:<id>`, `env=pettingzoo:<module>`)."""
+    from netmarl.envs.adapters import is_host
+    if is_host(config.env.name):
+        from netmarl.train.host import HostTrainer
+        return HostTrainer(config)
+    return Trainer(config)
 
 
 def _iteration_keys(key: Array) -> Array:
