@@ -10,6 +10,7 @@ import numpy as np
 from netmarl.results.provenance import command_line, machine_lines
 from netmarl.results.stats import bootstrap_ci
 from side_by_side_lib import Budget, RunResult
+from side_by_side_report import verdict
 
 LABELS = {"epymarl": "EPyMARL (package env)", "host": "netmarl host path (package env)",
           "native": "netmarl native LBF"}
@@ -31,16 +32,6 @@ def summary(runs: list[RunResult]) -> dict:
             "final": (float(means[-1]), cis[-1]), "max": (float(means[best]), cis[best], points[best]),
             "whole_rate": float(np.mean([r.whole_rate for r in runs])),
             "steady_rate": float(np.nanmean([r.steady_rate for r in runs]))}
-
-
-def verdict(value: float, ci: tuple[float, float]) -> str:
-    """Where `value` lies against a CI: "inside its CI", "above its CI by x" or "below its CI by x"."""
-    low, high = ci
-    if value > high:
-        return f"above its CI by {value - high:.3f}"
-    if value < low:
-        return f"below its CI by {low - value:.3f}"
-    return "inside its CI"
 
 
 def write_report(results: dict[str, list[RunResult]], budget: Budget, args) -> Path:
@@ -70,7 +61,7 @@ def _verdicts(stats: dict) -> list[str]:
         for what in ("final", "max"):
             value, (low, high) = host[what][0], other[what][1]
             lines.append(f"- Host path vs {name}, {what} return: {value:.3f} against {other[what][0]:.3f} "
-                         f"[{low:.3f}, {high:.3f}]: {verdict(value, (low, high))}.")
+                         f"[{low:.3f}, {high:.3f}]: {verdict(value, (low, high))} its CI.")
     return lines
 
 

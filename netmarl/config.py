@@ -89,6 +89,8 @@ class PolicyConfig:
     minibatches: int = 1  # minibatches of whole episodes per pass (must divide run.num_envs)
     clip_eps: float = 0.2  # PPO ratio clip epsilon
     value_norm: bool = False  # critic learns standardised targets (running mean / std of targets)
+    value_norm_scope: str = "pooled"  # pooled: one mean / std over every agent's targets (a central
+    #   statistic) | agent: each agent's critic standardises by its own targets' statistics
     max_joint_actions: int = 4096  # advantage=pareto enumerates the A^(N-1) joint actions a_-i of
     #   the others exactly; refused above this many (see docs/algorithms.md)
 
@@ -203,7 +205,8 @@ RANGES: dict[str, str] = {
 # dotted field -> accepted values (names checked by a registry, e.g. algo.team_td, are not here)
 CHOICES: dict[str, tuple[str, ...]] = {
     "algo.family": ("value", "policy"), "algo.agent": ("gru", "mlp"), "algo.optimizer": ("adam", "sgd"),
-    "algo.reward_shares": ("env", "equal", "team"), "algo.policy.critic_net": ("mlp", "gru"), "algo.replay_unit": ("episode", "transition"),
+    "algo.reward_shares": ("env", "equal", "team"), "algo.policy.critic_net": ("mlp", "gru"),
+    "algo.policy.value_norm_scope": ("pooled", "agent"), "algo.replay_unit": ("episode", "transition"),
     "algo.gt_optimizer": ("sgd", "adam"), "algo.gt_combine": ("atc", "cta"),
     "algo.mixer.activation": ("elu", "relu"), "algo.comm.exchange": ("sync", "async"),
     "algo.comm.mode": ("dropout", "edges"), "run.seed_mode": ("vmap", "loop"),

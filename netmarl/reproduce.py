@@ -37,7 +37,7 @@ FINAL_EVAL = "final_eval.json"
 EXPERIMENTS = sorted(p.stem for p in CONF_DIR.glob("*.yaml"))
 # report name -> "module:function(folder, runs, experiment, doc) -> Path" (written after the table)
 REPORTS = {"decomposition-games": "netmarl.results.decomposition:write_report",
-           "decomposition-lbf": "netmarl.results.decomposition:write_curves_report"}
+           "curves": "netmarl.results.curves_report:write_curves_report"}
 
 
 @dataclasses.dataclass(frozen=True)

@@ -14,10 +14,11 @@ from tests.test_mpi import BIN, _close, _metrics, _mpirun, _simulate, mpi_env  #
 
 # Three agents that see different observations (eq. 11's consensus term is not 0), episodes of at
 # most 3 steps, small nets; 4 episodes per iteration in 2 minibatches, 2 epochs: 4 updates per
-# iteration (shuffled minibatches, ψ averaged after each), dynamic graphs (links down w.p. 0.5).
+# iteration (shuffled minibatches, ψ averaged after each), dynamic graphs (links down w.p. 0.5), and
+# algo=dg_mappo's per-agent value normalisation (value_norm_scope=agent).
 TINY = ["algo=dg_mappo", "env=jaxmarl:MPE_simple_spread_v3", "env.options.time_limit=3", "algo.agent=mlp",
         "algo.hidden=8", "algo.dgat.width=8", "algo.policy.epochs=2", "algo.policy.minibatches=2",
-        "run.num_envs=4", "algo.policy.value_norm=false", "run.eval_episodes=4",
+        "run.num_envs=4", "run.eval_episodes=4",
         "run.total_steps=48", "run.eval_interval=24", "run.progress=false"]
 METRICS = ("train_return", "loss", "critic_loss", "entropy", "advantage", "value", "grad_norm",
            "clip_frac", "entropy_coef", "consensus", "attention_entropy", "floats_sent", "mean_degree")
@@ -74,7 +75,7 @@ def _assert_rows_equal(run_dir: Path, params, nudged) -> None:
 
 
 @pytest.mark.parametrize("override,message", [
-    ("algo.policy.value_norm=true", "accepted: algo.policy.value_norm=false"),
+    ("algo.policy.value_norm_scope=pooled", "accepted: algo.policy.value_norm_scope=agent"),
     ("algo.policy.critic_input=state", "accepted: local"),
     ("algo.comm.exchange=async", "accepted: exchange=sync"),
 ])

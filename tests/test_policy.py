@@ -262,3 +262,27 @@ def test_shipped_configs_are_the_policy_family():
     for algo in POLICY_ALGOS:
         config = compose([f"algo={algo}"])
         assert config.algo.family == "policy" and config.algo.name == algo and config.run.num_envs == 10
+
+
+def test_value_normaliser_pooled_or_per_agent():
+    """value_norm_scope=agent: agent i's statistics are those of its own targets alone (what an MPI
+    agent process can compute); pooled: one statistic over every agent's targets."""
+    from netmarl.algos.policy.learner import value_scale
+    from netmarl.algos.policy.update import update_value_stats
+    from netmarl.algos.value.learner import RewardStats, update_reward_stats
+    k_target, k_filled = jax.random.split(jax.random.PRNGKey(0))
+    target = jax.random.normal(k_target, (4, 5, 3)) * jnp.array([1.0, 10.0, 100.0]) + jnp.array([0.0, 5.0, -50.0])
+    filled = jax.random.bernoulli(k_filled, 0.7, (4, 5))
+    prior = RewardStats(jnp.float32(1e-4), jnp.float32(0.0), jnp.float32(1.0))
+    per_agent = update_value_stats(jax.tree.map(lambda x: jnp.full((3,), x), prior), target, filled)
+    for i in range(3):
+        own = update_reward_stats(prior, target[..., i], filled)
+        np.testing.assert_allclose([per_agent.mean[i], per_agent.var[i]], [own.mean, own.var], rtol=1e-5)
+    pooled = update_value_stats(prior, target, filled)
+    mask = np.broadcast_to(np.asarray(filled)[..., None], target.shape)
+    np.testing.assert_allclose(pooled.mean, np.asarray(target)[mask].mean(), rtol=1e-4)
+    mean, std = value_scale(per_agent, 1)  # broadcasts over critic outputs [..., N, C]
+    assert mean.shape == std.shape == (3, 1) and value_scale(pooled, 1)[0].shape == ()
+    learner = PolicyLearner(compose(["algo=dg_mappo", "env=matrix:cycle-climbing-3"]).algo,
+                            make("matrix:cycle-climbing-3"))
+    assert learner.init(jax.random.PRNGKey(0)).value_stats.mean.shape == (3,)

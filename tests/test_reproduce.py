@@ -266,3 +266,24 @@ def test_decomposition_study_is_a_known_experiment():
     experiment = load_experiment("decomposition-games")
     assert "decomposition-games" in EXPERIMENTS and experiment["seed_axis"] == "vmap"
     assert set(experiment["algos"]) == {"iql", "vdn", "qmix", "qtran", "qplex", "pairvdn"}
+
+
+def test_curves_report_win_rates_of_battles(tmp_path):
+    """The curves report's win-rate rows: final (per seed) and best point, from `eval_won`."""
+    import types
+
+    from netmarl.results.curves_report import win_rates
+    path = tmp_path / "smax_3m_qmix"
+    path.mkdir()
+    (path / "config.json").write_text("{}")
+    won = {(0, 0): 0.0, (0, 1): 0.1, (1, 0): 0.9, (1, 1): 1.0, (2, 0): 0.8, (2, 1): 0.9}
+    (path / "metrics.jsonl").write_text("\n".join(json.dumps(
+        {"point": p, "seed": s, "env_steps": 100 * p + s, "eval_won": w}) for (p, s), w in won.items()))
+    battle = types.SimpleNamespace(path=path, task="smax:3m", algo="qmix")
+    rows = win_rates([battle])
+    assert "| smax:3m | qmix | 0.850 (0.80, 0.90) | 0.950 at point 1 | 201 |" in rows
+    plain = tmp_path / "lbf"
+    plain.mkdir()
+    (plain / "config.json").write_text("{}")
+    (plain / "metrics.jsonl").write_text(json.dumps({"point": 0, "seed": 0, "env_steps": 0}))
+    assert win_rates([types.SimpleNamespace(path=plain, task="lbf", algo="vdn")]) == []

@@ -28,7 +28,7 @@ import optax
 
 from netmarl.algos.policy.learner import PolicyLearner
 from netmarl.algos.policy.pieces import entropy
-from netmarl.algos.policy.update import PolicyState, _over, _state_value
+from netmarl.algos.policy.update import PolicyState, _over, _state_value, update_value_stats
 from netmarl.algos.value.learner import update_reward_stats
 from netmarl.comm import degree_weights, metropolis_weights
 from netmarl.distributed.dgat_exchange import HopExchange, closed_rows, forward, own_views, hop_rows
@@ -82,6 +82,7 @@ class AgentPolicy:
         self.act = {greedy: jax.jit(jax.vmap(functools.partial(self._act, greedy=greedy),
                                              (None, 0, 0, 0, 0, 0))) for greedy in (False, True)}
         self.prepare = jax.jit(self._prepare)
+        self.update_value_stats = jax.jit(update_value_stats)
         self.grad = jax.jit(self._grad)
         self.apply = jax.jit(self._apply)
         self.epoch_keys = jax.jit(self._epoch_keys)
@@ -96,8 +97,11 @@ class AgentPolicy:
         params = {"actor": jax.tree.map(lambda x: x[i:i + 1], full.params["actor"]),
                   "critic": jax.tree.map(lambda x: x[i:i + 1], full.params["critic"]),
                   "dgat": jax.tree.map(lambda x: x[:, i:i + 1], full.params["dgat"])}
+        value_stats = full.value_stats  # per agent ([N]: row i, value_norm_scope=agent) or unused
+        if value_stats.mean.ndim:
+            value_stats = jax.tree.map(lambda x: x[i:i + 1], value_stats)
         return PolicyState(params, params["critic"], self.learner.tx.init(params), full.updates,
-                           full.reward_stats, full.value_stats)
+                           full.reward_stats, value_stats)
 
     # --- acting -----------------------------------------------------------------------------------
 
@@ -135,6 +139,9 @@ class AgentPolicy:
                                                                 batch.filled))
         x = self.views(state.params, batch)
         targets = self.prepare(state, x, batch)
+        if self.config.policy.value_norm:  # agent i's own normaliser (value_norm_scope=agent)
+            state = state._replace(value_stats=self.update_value_stats(state.value_stats, targets.target,
+                                                                       batch.filled))
         coef = self.learner.entropy_coef(jnp.asarray(env_steps))
         orders, k_average = self.epoch_keys(k_epochs)
         sums, grad_sq = [], []
@@ -192,7 +199,8 @@ class AgentPolicy:
         _, received, final = self.hops(state.params, obs, graphs, valid, final=True)
         shape = (*mb.obs.shape[:2], *received.shape[2:])  # [k, T+1, N, O]
         received = received.reshape(received.shape[0], *shape)
-        grads, terms, g2 = self.grad(state.params, mb, targets, received, final.reshape(shape), coef)
+        grads, terms, g2 = self.grad(state.params, mb, targets, received, final.reshape(shape), coef,
+                                     state.value_stats)
         state = self.apply(state, grads)
         if self.inputs.config.averaging != "none":
             mixed = self.comm.mix(state.params["dgat"], np.asarray(self.average_weights(k_average)))
@@ -204,9 +212,9 @@ class AgentPolicy:
         adj = self.inputs.schedule.sample_graph(key, 0)
         return degree_weights(adj) if self.inputs.config.averaging == "degree" else metropolis_weights(adj)
 
-    def _grad(self, params, mb: AgentBatch, targets: Targets, received, final, coef):
-        (_, terms), grads = jax.value_and_grad(self._loss, has_aux=True)(params, mb, targets,
-                                                                        received, final, coef)
+    def _grad(self, params, mb: AgentBatch, targets: Targets, received, final, coef, value_stats):
+        (_, terms), grads = jax.value_and_grad(self._loss, has_aux=True)(params, mb, targets, received,
+                                                                        final, coef, value_stats)
         return grads, terms, jnp.square(optax.tree.norm(grads))
 
     def _apply(self, state: PolicyState, grads) -> PolicyState:
@@ -214,9 +222,10 @@ class AgentPolicy:
         return state._replace(params=optax.apply_updates(state.params, updates), opt_state=opt_state,
                               updates=state.updates + 1)
 
-    def _loss(self, params, mb: AgentBatch, targets: Targets, received, final, coef):
+    def _loss(self, params, mb: AgentBatch, targets: Targets, received, final, coef, value_stats):
         """Agent i's terms of update.py's `_loss` (each a sum over its filled steps / (N × count)):
-        PPO − β entropy + critic loss + α consensus. -> (loss, [AGENT_TERMS..., WHOLE...])."""
+        PPO − β entropy + critic loss + α consensus. -> (loss, [AGENT_TERMS..., WHOLE...]).
+        With value_norm the critic predicts targets standardised by agent i's own statistics."""
         x, o_hat, alphas = self._own_path(params["dgat"], mb, received)
         learner, p = self.learner, self.config.policy
         logits = jax.vmap(learner.logits_sequence, (None, 0, 0))(params["actor"], x, mb.avail)[:, :-1]
@@ -225,16 +234,18 @@ class AgentPolicy:
         pg = _over(functools.partial(learner.policy_loss, clip_eps=p.clip_eps), 0, 0, 0)(
             logp, targets.logp_old, targets.adv)
         pred = jax.vmap(apply_sequence, (None, None, 0, None))(learner.critic, params["critic"], x,
-                                                              False)[:, :-1, :, 0]  # no value_norm
+                                                              False)[:, :-1, :, 0]  # [k, T, 1]
+        target = learner.normalise_targets(targets.target, value_stats) if p.value_norm else targets.target
         mask = jnp.broadcast_to(mb.filled[..., None], targets.adv.shape).astype(jnp.float32)
         mean = lambda v: (v * mask).sum() / jnp.maximum(mask.sum() * self.num_agents, 1.0)  # noqa: E731
-        critic_loss = mean(jnp.square(pred - jax.lax.stop_gradient(targets.target)))
+        critic_loss = mean(jnp.square(pred - jax.lax.stop_gradient(target)))
         step_mask = jnp.pad(mb.filled, ((0, 0), (0, 1))).astype(jnp.float32)  # [k, T+1]
         per_step = lambda v: (v * step_mask).sum() / jnp.maximum(step_mask.sum(), 1.0)  # noqa: E731
         consensus = per_step(_consensus(o_hat, final, mb.graph, self.index)) / self.num_agents
         att = per_step(_row_entropy(alphas).mean(0)) / self.num_agents
         ratio = jnp.exp(logp - targets.logp_old)
-        terms = jnp.stack([mean(pg), critic_loss, mean(ent), mean(jnp.abs(targets.adv)), mean(pred),
+        terms = jnp.stack([mean(pg), critic_loss, mean(ent), mean(jnp.abs(targets.adv)),
+                           mean(learner._denormalise(pred, value_stats, trailing=0)),
                            mean((jnp.abs(ratio - 1.0) > p.clip_eps).astype(jnp.float32)), consensus,
                            att, coef, *_graph_stats(mb, self.inputs)])
         loss = terms[0] - coef * terms[2] + critic_loss + self.inputs.config.alpha_consensus * consensus

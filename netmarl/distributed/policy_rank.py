@@ -1,6 +1,6 @@
 """DG-MAPPO as real processes: the environment rank's and agent i's phases (docs/deployment.md).
 
-    mpirun -n 4 --oversubscribe netmarl agent algo=dg_mappo env=... algo.policy.value_norm=false run.id=x
+    mpirun -n 4 --oversubscribe netmarl agent algo=dg_mappo env=... run.id=x
 
 The environment rank is `EnvProcess` with the policy family's differences (`PolicyEnvProcess`):
 every step's rows carry an "episode still running" flag (agents send no D-GAT messages for finished

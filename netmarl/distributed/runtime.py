@@ -218,11 +218,12 @@ def _check_exchange(config: TrainConfig, timeout: float) -> None:
 def _check_dg_mappo(config: TrainConfig) -> None:
     """The DG-MAPPO settings the agent processes support (each refusal names what is accepted)."""
     algo, p = config.algo, config.algo.policy
-    if p.value_norm:
-        raise ValueError("netmarl agent algo=dg_mappo: algo.policy.value_norm=true is not supported: "
-                         "the simulator normalises every agent's critic targets with one running "
-                         "mean and variance over all agents' targets, which no agent process holds; "
-                         "accepted: algo.policy.value_norm=false")
+    if p.value_norm and p.value_norm_scope != "agent":
+        raise ValueError(f"netmarl agent algo=dg_mappo: algo.policy.value_norm_scope="
+                         f"{p.value_norm_scope!r} normalises every agent's critic targets with one "
+                         "running mean and variance over all agents' targets, which no agent process "
+                         "holds; accepted: algo.policy.value_norm_scope=agent (each agent its own), "
+                         "or algo.policy.value_norm=false")
     if p.critic_input != "local":
         raise ValueError(f"netmarl agent algo=dg_mappo: algo.policy.critic_input={p.critic_input!r} "
                          "reads the global state or the other agents' observations; accepted: local")

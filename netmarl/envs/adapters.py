@@ -30,12 +30,12 @@ from typing import Any
 
 import numpy as np
 
-from netmarl.envs.core import TimeStep
+from netmarl.envs.core import AgentSpaces, TimeStep
 
 AvailFn = Callable[[Any, Any], np.ndarray]  # (wrapped env, info of the last reset/step) -> [N, A]
 
 
-class HostEnv:
+class HostEnv(AgentSpaces):
     """A host-stepped multi-agent env with netmarl's TimeStep API (numpy arrays).
 
     Build it with `HostEnv.from_gymnasium(env)` or `HostEnv.from_pettingzoo(parallel_env)`.
@@ -44,7 +44,7 @@ class HostEnv:
     `state_dim` (S), `agents` (PettingZoo agent names in agent-axis order; None for Gymnasium),
     `time_limit`, `steps` (env steps taken in the current episode), and, as `Environment` has them
     (the learners read them), `max_steps` (= time_limit), `agent_obs_dims`, `agent_num_actions`,
-    `homogeneous` (always True: every agent has the same spaces).
+    `homogeneous` (always True: every agent has the same spaces; `core.AgentSpaces`).
     """
 
     def __init__(self, env: Any, num_agents: int, num_actions: int, obs_dim: int, *,
@@ -103,15 +103,6 @@ class HostEnv:
     def max_steps(self) -> int | None:
         return self.time_limit
 
-    @property
-    def agent_obs_dims(self) -> tuple[int, ...]:
-        return (self.obs_dim,) * self.num_agents
-
-    @property
-    def agent_num_actions(self) -> tuple[int, ...]:
-        return (self.num_actions,) * self.num_agents
-
-    homogeneous = True
 
     def reset(self, seed: int | None = None) -> TimeStep:
         """Starts an episode (seeding the wrapped env if `seed` is given); zero reward, no done."""

@@ -84,7 +84,31 @@ def make_timestep(obs, state, avail, reward, terminated, truncated, info=None) -
     )
 
 
-class Environment:
+class AgentSpaces:
+    """Per-agent spaces from `num_agents`, `obs_dim` and `num_actions` (shared by `Environment` and
+    the host-stepped `adapters.HostEnv`; the learners read them)."""
+
+    num_agents: int
+    num_actions: int
+    obs_dim: int
+
+    @property
+    def agent_obs_dims(self) -> tuple[int, ...]:
+        """Per-agent observation sizes [N] (default: all O)."""
+        return (self.obs_dim,) * self.num_agents
+
+    @property
+    def agent_num_actions(self) -> tuple[int, ...]:
+        """Per-agent action counts [N] (default: all A)."""
+        return (self.num_actions,) * self.num_agents
+
+    @property
+    def homogeneous(self) -> bool:
+        """Every agent has the same observation and action spaces (parameters can be shared)."""
+        return len(set(self.agent_obs_dims)) == 1 and len(set(self.agent_num_actions)) == 1
+
+
+class Environment(AgentSpaces):
     """Base class: subclasses are frozen dataclasses implementing `_reset` and `_step`.
 
     Attributes every subclass defines: `num_agents` (N), `num_actions` (A), `obs_dim` (O),
@@ -108,21 +132,6 @@ class Environment:
     def step(self, key: Array, state, actions):
         """Advances one step with joint actions `actions` [N] (integers in [0, A))."""
         return _jit_step(self, key, state, self.check_actions(actions))
-
-    @property
-    def agent_obs_dims(self) -> tuple[int, ...]:
-        """Per-agent observation sizes [N] (default: all O)."""
-        return (self.obs_dim,) * self.num_agents
-
-    @property
-    def agent_num_actions(self) -> tuple[int, ...]:
-        """Per-agent action counts [N] (default: all A)."""
-        return (self.num_actions,) * self.num_agents
-
-    @property
-    def homogeneous(self) -> bool:
-        """Every agent has the same observation and action spaces (parameters can be shared)."""
-        return len(set(self.agent_obs_dims)) == 1 and len(set(self.agent_num_actions)) == 1
 
     def check_actions(self, actions) -> Array:
         """Checks the shape always, and the values whenever they are concrete (outside jit).

@@ -33,6 +33,13 @@ from netmarl.train.replay import Episode
 Array = jax.Array
 
 
+def value_scale(stats: RewardStats, trailing: int) -> tuple[Array, Array]:
+    """(mean, std) of the critic targets, shaped to broadcast over [..., N] + `trailing` axes: scalars
+    when pooled ([] stats), [N, 1, ...] per agent ([N] stats)."""
+    shape = stats.mean.shape + (1,) * (trailing if stats.mean.ndim else 0)
+    return stats.mean.reshape(shape), jnp.sqrt(stats.var + 1e-8).reshape(shape)
+
+
 def scale_output(params, scale: float):
     """Scales the output layer's weights (the last Dense): the actors start near-uniform (0.01) and the
     critics at zero (0), so no advantage is noise from a random critic before the first reward (the
@@ -87,7 +94,10 @@ class PolicyLearner:
         if self.inputs.trainable:
             params["dgat"] = self.inputs.init(jax.random.fold_in(key, 2))
         stats = RewardStats(jnp.float32(1e-4), jnp.float32(0.0), jnp.float32(1.0))
-        return PolicyState(params, params["critic"], self.tx.init(params), jnp.int32(0), stats, stats)
+        value_stats = stats  # [] pooled over agents, or [N] with value_norm_scope=agent
+        if self.config.policy.value_norm_scope == "agent":
+            value_stats = jax.tree.map(lambda x: jnp.full((n,), x), stats)
+        return PolicyState(params, params["critic"], self.tx.init(params), jnp.int32(0), stats, value_stats)
 
     def initial_hidden(self) -> Array:
         """[N, H] zero recurrent state of the actors."""
@@ -154,10 +164,18 @@ class PolicyLearner:
         out = apply_sequence(self.critic, critic_params, x, self.shared)
         return self._denormalise(out, value_stats)
 
-    def _denormalise(self, out: Array, stats: RewardStats) -> Array:
+    def _denormalise(self, out: Array, stats: RewardStats, trailing: int = 1) -> Array:
+        """Critic outputs in reward units; `out` [..., N] + `trailing` axes (critic outputs [..., N, C]:
+        1; per-agent values [..., N]: 0)."""
         if not self.config.policy.value_norm:
             return out
-        return out * jnp.sqrt(stats.var + 1e-8) + stats.mean
+        mean, std = value_scale(stats, trailing)
+        return out * std + mean
+
+    def normalise_targets(self, target: Array, stats: RewardStats) -> Array:
+        """Critic targets [..., N] (reward units) in the critic's standardised units."""
+        mean, std = value_scale(stats, 0)
+        return (target - mean) / std
 
     def q_all_others(self, critic_params, episode: Episode, value_stats: RewardStats) -> Array:
         """Q_i for every own action and every joint action of the others (Pareto-AC, exact):

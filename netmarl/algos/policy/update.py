@@ -86,10 +86,17 @@ def prepare_batch(learner, state: PolicyState, episodes: Episode, key: Array):
     else:
         adv, target = _action_value(learner, state, episodes, x, jnp.exp(logp), actions, r, discount)
     if learner.config.policy.value_norm:
-        filled = jnp.broadcast_to(episodes.filled[..., None], target.shape)
-        state = state._replace(value_stats=update_reward_stats(
-            state.value_stats, target.reshape(target.shape[0], -1), filled.reshape(target.shape[0], -1)))
+        state = state._replace(value_stats=update_value_stats(state.value_stats, target, episodes.filled))
     return Batch(episodes, x, actions, logp_old, adv, target), state
+
+
+def update_value_stats(stats: RewardStats, target: Array, filled: Array) -> RewardStats:
+    """Merges critic targets [K, T, N] (where `filled` [K, T]) into the value normaliser: one pooled
+    statistic ([] stats) or each agent's own ([N] stats, value_norm_scope=agent)."""
+    if stats.mean.ndim:
+        return jax.vmap(update_reward_stats, (0, 2, None))(stats, target, filled)
+    mask = jnp.broadcast_to(filled[..., None], target.shape)
+    return update_reward_stats(stats, target.reshape(target.shape[0], -1), mask.reshape(target.shape[0], -1))
 
 
 def _state_value(learner, state: PolicyState, x, r, discount, filled):
@@ -161,14 +168,14 @@ def _loss(params, learner, mb: Batch, value_stats: RewardStats, coef: Array):
             jnp.take_along_axis(out, mb.actions[:, :-1, :, None], -1)[..., 0])
     target = mb.target
     if p.value_norm:
-        target = (target - value_stats.mean) / jnp.sqrt(value_stats.var + 1e-8)
+        target = learner.normalise_targets(target, value_stats)
     mask = jnp.broadcast_to(ep.filled[..., None], mb.adv.shape).astype(jnp.float32)
     mean = lambda v: (v * mask).sum() / jnp.maximum(mask.sum(), 1.0)  # noqa: E731
     critic_loss = mean(jnp.square(pred - jax.lax.stop_gradient(target)))
     ratio = jnp.exp(logp - mb.logp_old)
     metrics = PolicyMetrics(
         loss=mean(pg), critic_loss=critic_loss, entropy=mean(ent), advantage=mean(jnp.abs(mb.adv)),
-        value=mean(learner._denormalise(pred, value_stats)), grad_norm=jnp.float32(0.0),
+        value=mean(learner._denormalise(pred, value_stats, trailing=0)), grad_norm=jnp.float32(0.0),
         clip_frac=mean((jnp.abs(ratio - 1.0) > p.clip_eps).astype(jnp.float32)), entropy_coef=coef,
         consensus=masked_mean(stats.consensus, ep.filled),
         attention_entropy=masked_mean(stats.attention_entropy, ep.filled),
