@@ -135,7 +135,8 @@ class HostTrainer(Trainer):
         self.family = make_family(config, self.env)
         self.learner = self.family.learner
         self._pools = {"train": [], "eval": []}
-        self._store_and_advance = jax.jit(self.store_and_advance)
+        # the carry and stats are donated: the replay buffer is updated in place, not copied per iteration
+        self._store_and_advance = jax.jit(self.store_and_advance, donate_argnums=(0, 1))
         self._act_train = Actor(self.family.behaviour(jnp.int32(0))[0])
         self._act_eval = Actor(self.learner)
         self._eval_keys = jax.jit(jax.vmap(lambda k, point, n: jax.random.split(
