@@ -96,7 +96,9 @@ def _speed_table(stats: dict, results: dict) -> list[str]:
                   f"process on one core collects {total:,.0f} env steps/s in all over the whole run "
                   f"({total / epy['whole_rate']:.1f}× one EPyMARL run, which runs one seed per core)."]
     lines += ["", "Whole run: env steps / wall time from process start to exit (imports, compilation, "
-              "evaluation, logging). Steady state: from the second evaluation point to the last."]
+              "evaluation, logging). Steady state: from the second evaluation point to the last. "
+              "Final: each system's last evaluation (EPyMARL tests when t_env first passes a multiple "
+              "of the interval, so its last test can fall one interval before the budget)."]
     return lines
 
 
