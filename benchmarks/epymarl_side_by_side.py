@@ -142,9 +142,11 @@ def run_many_seeds(job: Job, budget: Budget, args) -> dict:
 
 # --- the pool ---------------------------------------------------------------------------------------
 
-def run_all(jobs: list[Job], budget: Budget, args) -> None:
+def run_all(jobs: list[Job], budget: Budget, args, runner=None) -> None:
     """Runs the unfinished jobs: single-core ones two at a time (one per core), then the two-core
-    ones alone. A failed job is reported and left unfinished (the next invocation retries it)."""
+    ones alone. A failed job is reported and left unfinished (the next invocation retries it).
+    `runner(job, budget, args, core) -> result dict` runs one job (default: `run_job`)."""
+    runner = runner or run_job
     todo = [j for j in jobs if not (j.path / "result.json").exists()]
     print(f"{len(jobs) - len(todo)} of {len(jobs)} jobs already done; running {len(todo)}", flush=True)
     cores: queue.Queue = queue.Queue()
@@ -157,7 +159,7 @@ def run_all(jobs: list[Job], budget: Budget, args) -> None:
         try:
             load = os.getloadavg()[0]
             tic = time.perf_counter()
-            result = run_job(job, budget, args, core if core is not None else args.cores[0])
+            result = runner(job, budget, args, core if core is not None else args.cores[0])
             result["load_at_start"] = load
             (job.path / "result.json").write_text(json.dumps(result, indent=1))
             with lock:

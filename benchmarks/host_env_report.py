@@ -7,29 +7,24 @@ from pathlib import Path
 
 import numpy as np
 
-from netmarl.results.provenance import command_line, machine_lines
+from netmarl.results.provenance import command_line, kept_discussion, machine_lines
 from netmarl.results.stats import bootstrap_ci
 from side_by_side_lib import Budget, RunResult
-from side_by_side_report import verdict
+from side_by_side_report import common_points, curve, verdict
+from side_by_side_report import summary as final_and_max
 
 LABELS = {"epymarl": "EPyMARL (package env)", "host": "netmarl host path (package env)",
           "native": "netmarl native LBF"}
 
 
-def curve(runs: list[RunResult]) -> tuple[list[int], np.ndarray]:
-    """(evaluation points every run has, returns [runs, points])."""
-    points = sorted(set.intersection(*(set(r.points) for r in runs)))
-    return points, np.array([[r.points[k] for k in points] for r in runs])
-
-
 def summary(runs: list[RunResult]) -> dict:
     """Per evaluation point: mean and 95 % bootstrap CI over seeds; the final and best points."""
-    points, table = curve(runs)
-    cis = [bootstrap_ci(table[:, j]) for j in range(len(points))]
-    means = table.mean(0)
-    best = int(np.argmax(means))
-    return {"points": points, "mean": means.tolist(), "ci": cis, "seeds": len(runs),
-            "final": (float(means[-1]), cis[-1]), "max": (float(means[best]), cis[best], points[best]),
+    points = common_points(runs)
+    table = curve(runs, points)
+    ends = final_and_max(table)
+    return {"points": points, "mean": table.mean(0).tolist(), "seeds": len(runs),
+            "ci": [bootstrap_ci(table[:, j]) for j in range(len(points))],
+            "final": (ends["final"], ends["final_ci"]), "max": (ends["max"], ends["max_ci"], points[ends["best"]]),
             "whole_rate": float(np.mean([r.whole_rate for r in runs])),
             "steady_rate": float(np.nanmean([r.steady_rate for r in runs]))}
 
@@ -44,7 +39,8 @@ def write_report(results: dict[str, list[RunResult]], budget: Budget, args) -> P
              f"EPyMARL's `vdn` settings, MLP agents, {budget.steps:,} env steps per run, greedy "
              f"evaluation of {budget.episodes} episodes every {budget.interval:,} steps, seeds "
              f"0..{args.seeds - 1}; one process per run on one core, two at a time, interleaved.", "",
-             *_verdicts(stats), "", *_curve_table(stats, budget), "", *_speed_table(stats, results), ""]
+             *_verdicts(stats), "", *_curve_table(stats, budget), "", *_speed_table(stats, results), "",
+             kept_discussion(args.out)]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(lines))
     args.out.with_suffix(".json").write_text(json.dumps(

@@ -22,84 +22,55 @@ Resumable: a run with a result.json under --runs is not run again.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import queue
 import shutil
 import sys
-import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[1])]
 
-from epymarl_side_by_side import ensure_epymarl, netmarl_env, run_logged  # noqa: E402
+from epymarl_side_by_side import Job, ensure_epymarl, netmarl_env, run_all, run_logged  # noqa: E402
 from side_by_side_lib import (Budget, RunResult, Setting, epymarl_args, native_env,  # noqa: E402
                               netmarl_overrides, package_env, parse_epymarl, parse_netmarl)
+from side_by_side_report import load as load_results, runs_of  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SETTING = Setting("vdn", "mlp")
 KINDS = ("epymarl", "host", "native")
 
 
-def run_one(kind: str, seed: int, path: Path, budget: Budget, args) -> list[dict]:
-    """Runs one job in its (fresh) directory `path`; returns its RunResults (one per seed) as JSON."""
-    shutil.rmtree(path, ignore_errors=True)
-    path.mkdir(parents=True)
-    if kind == "epymarl":
-        shutil.copytree(args.epymarl, path / "epymarl", ignore=shutil.ignore_patterns("results"))
+def run_one(job: Job, budget: Budget, args, core: int) -> dict:
+    """Runs one job in its (fresh) directory; returns {"runs": its RunResults (one per seed)}."""
+    shutil.rmtree(job.path, ignore_errors=True)
+    job.path.mkdir(parents=True)
+    log = job.path / "console.log"
+    if job.kind == "epymarl":
+        shutil.copytree(args.epymarl, job.path / "epymarl", ignore=shutil.ignore_patterns("results"))
         env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
         cmd = [str(args.venv / "bin" / "python"), "src/main.py",
-               *epymarl_args(SETTING, budget, seed, args.task)]
-        run_logged(cmd, path / "epymarl", env, args.core, path / "console.log")
-        shutil.rmtree(path / "epymarl" / "src")  # keep only its results
-        return [parse_epymarl(path, budget.interval).to_json()]
-    seeds = args.seeds if kind == "host-vmapped" else 1
-    env = native_env(args.task) if kind == "native" else package_env(args.task)
-    overrides = netmarl_overrides(SETTING, budget, seed, str(path / "run"), seeds=seeds, env=env)
-    run_logged([sys.executable, "-m", "netmarl.cli", "train", *overrides], ROOT, netmarl_env(),
-               args.core, path / "console.log")
-    return [r.to_json() for r in parse_netmarl(path, budget.interval)]
+               *epymarl_args(SETTING, budget, job.seed, args.task)]
+        run_logged(cmd, job.path / "epymarl", env, core, log)
+        shutil.rmtree(job.path / "epymarl" / "src")  # keep only its results
+        return {"runs": [parse_epymarl(job.path, budget.interval).to_json()]}
+    seeds = args.seeds if job.kind == "host-vmapped" else 1
+    env = native_env(args.task) if job.kind == "native" else package_env(args.task)
+    overrides = netmarl_overrides(SETTING, budget, job.seed, str(job.path / "run"), seeds=seeds, env=env)
+    run_logged([sys.executable, "-m", "netmarl.cli", "train", *overrides], ROOT, netmarl_env(), core, log)
+    return {"runs": [r.to_json() for r in parse_netmarl(job.path, budget.interval)]}
 
 
-def run_all(jobs: list[tuple[str, int, Path]], budget: Budget, args) -> None:
-    """The unfinished jobs, one per core at a time; a failed job is reported and left unfinished."""
-    todo = [j for j in jobs if not (j[2] / "result.json").exists()]
-    print(f"{len(jobs) - len(todo)} of {len(jobs)} runs already done; running {len(todo)}", flush=True)
-    cores: queue.Queue = queue.Queue()
-    for core in args.cores:
-        cores.put(core)
-
-    def execute(job) -> None:
-        kind, seed, path = job
-        core = cores.get()
-        try:
-            tic, load = time.perf_counter(), os.getloadavg()[0]
-            runs = run_one(kind, seed, path, budget, argparse.Namespace(**{**vars(args), "core": core}))
-            (path / "result.json").write_text(json.dumps({"runs": runs, "load_at_start": load}))
-            print(f"done {path.name} in {time.perf_counter() - tic:.0f} s (load {load:.1f})", flush=True)
-        except Exception as error:  # noqa: BLE001 - one failed run must not stop the others
-            print(f"FAILED {path.name}: {error}", flush=True)
-        finally:
-            cores.put(core)
-
-    with ThreadPoolExecutor(len(args.cores)) as pool:
-        list(pool.map(execute, todo))
+def plan(args) -> list[Job]:
+    """Every run, the systems interleaved seed by seed, then the vmapped-seeds run (one core)."""
+    jobs = [Job(kind, SETTING, seed, args.runs / f"{kind}-s{seed}") for seed in range(args.seeds)
+            for kind in KINDS]
+    return jobs + [Job("host-vmapped", SETTING, 0, args.runs / "host-vmapped")]
 
 
-def plan(args) -> list[tuple[str, int, Path]]:
-    jobs = [(kind, seed, args.runs / f"{kind}-s{seed}") for seed in range(args.seeds) for kind in KINDS]
-    return jobs + [("host-vmapped", 0, args.runs / "host-vmapped")]
-
-
-def load(jobs) -> dict[str, list[RunResult]]:
+def load(jobs: list[Job]) -> dict[str, list[RunResult]]:
     """kind -> the finished runs' results (one per seed)."""
-    out: dict[str, list[RunResult]] = {}
-    for kind, _, path in jobs:
-        if (path / "result.json").exists():
-            runs = json.loads((path / "result.json").read_text())["runs"]
-            out.setdefault(kind, []).extend(RunResult.from_json(r) for r in runs)
-    return out
+    done = load_results(jobs)
+    return {kind: runs_of(done, kind, SETTING) for kind in {j.kind for j in jobs}
+            if runs_of(done, kind, SETTING)}
 
 
 def parse_args(argv=None):
@@ -130,7 +101,7 @@ def main(argv=None) -> None:
     jobs = plan(args)
     if not args.report_only:
         ensure_epymarl(args)
-        run_all(jobs, budget, args)
+        run_all(jobs, budget, args, runner=run_one)
     print(f"wrote {write_report(load(jobs), budget, args)}")
 
 

@@ -89,8 +89,6 @@ def _expand(override: str) -> str:
 
 
 def cmd_train(args) -> None:
-    from netmarl.envs import make
-    from netmarl.envs.adapters import is_host, make_host
     from netmarl.train.loop import report, resume, train
 
     resume_at = [o.partition("=")[2] for o in args.overrides if o.startswith("resume=")]
@@ -103,11 +101,7 @@ def cmd_train(args) -> None:
         if resume_at:
             run = resume(resume_at[-1], **_resume_options(args.overrides))
         else:
-            config = compose(args.overrides)
-            build = make_host if is_host(config.env.name) else make
-            build(config.env.name, **config.env.options)  # fail fast on unknown environments
-            build(config.env.name, **{**config.env.options, **config.env.eval_options})
-            run = train(config)
+            run = train(compose(args.overrides))  # refuses a bad config (environment included) first
     except (ValueError, FileExistsError, FileNotFoundError, ImportError) as error:
         raise SystemExit(f"netmarl: {error}") from None
     report(run)

@@ -103,7 +103,6 @@ class HostEnv(AgentSpaces):
     def max_steps(self) -> int | None:
         return self.time_limit
 
-
     def reset(self, seed: int | None = None) -> TimeStep:
         """Starts an episode (seeding the wrapped env if `seed` is given); zero reward, no done."""
         self.steps = 0

@@ -24,10 +24,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from netmarl.envs.adapters import HostEnv, make_host
-from netmarl.train.families import make_family
+from netmarl.train.families import blank_episode
 from netmarl.train.replay import Episode
 from netmarl.train.rollout import episode_return, step_graph
-from netmarl.train.runner import Carry, ChunkStats, Trainer, _check_run, _iteration_keys
+from netmarl.train.runner import Carry, ChunkStats, Trainer, _iteration_keys
 
 Array = jax.Array
 
@@ -53,17 +53,14 @@ def _start(episode_keys: Array) -> tuple[Array, Array]:
     return jax.vmap(jax.vmap(reset_seed))(split[:, :, 0]), split[:, :, 1]
 
 
-def _blank(shape: tuple[int, int], env: HostEnv, with_graph: bool) -> dict[str, np.ndarray]:
-    """Numpy Episode fields [S, B, T(+1), ...] of all-padding episodes (available actions all True,
-    so that a padded step never meets an empty action set)."""
-    t, n, a = env.max_steps, env.num_agents, env.num_actions
-    fields = dict(obs=np.zeros((*shape, t + 1, n, env.obs_dim), np.float32),
-                  state=np.zeros((*shape, t + 1, env.state_dim), np.float32),
-                  avail=np.ones((*shape, t + 1, n, a), bool), action=np.zeros((*shape, t, n), np.int32),
-                  reward=np.zeros((*shape, t, n), np.float32), terminated=np.zeros((*shape, t), bool),
-                  truncated=np.zeros((*shape, t), bool), filled=np.zeros((*shape, t), bool))
-    if with_graph:
-        fields["graph"] = np.zeros((*shape, t + 1, n, n), bool)
+def _blank(shape: tuple[int, int], template: Episode) -> dict[str, np.ndarray]:
+    """Numpy Episode fields [S, B, T(+1), ...] of all-padding episodes shaped as `template` (one
+    episode), available actions all True (a padded step never meets an empty action set), plus the
+    `truncated` flags [S, B, T]."""
+    fields = {k: np.zeros((*shape, *x.shape), x.dtype) for k, x in template._asdict().items()
+              if x is not None}
+    fields["avail"][:] = True
+    fields["truncated"] = np.zeros_like(fields["terminated"])
     return fields
 
 
@@ -77,14 +74,14 @@ def _record(ep: dict, index: tuple, t: int, ts) -> None:
 
 
 class Actor:
-    """An actor's jitted host-rollout functions, over [seeds, B] episodes: `step` (`_act`; params and
-    ε per seed) and `graphs` (the acting graphs of the next step's keys; None for actors that do not
-    communicate)."""
+    """An actor's jitted host-rollout functions on envs like `env`, over [seeds, B] episodes: `step`
+    (`_act`; params and ε per seed) and `graphs` (the acting graphs of the next step's keys, for
+    actors that communicate); `template` is one blank episode (families.blank_episode)."""
 
-    def __init__(self, actor):
+    def __init__(self, actor, env: HostEnv):
         over_episodes = jax.vmap(functools.partial(_act, actor), (None, 0, 0, 0, None, 0))
         self.step = jax.jit(jax.vmap(over_episodes, (0, 0, 0, 0, 0, 0)))
-        self.communicates = step_graph(actor, jax.random.PRNGKey(0)) is not None
+        self.template = blank_episode(env, actor)
         next_graph = lambda k: step_graph(actor, jax.random.split(k, 3)[1])  # noqa: E731
         self.graphs = jax.jit(jax.vmap(jax.vmap(next_graph)))
 
@@ -99,7 +96,7 @@ def play_host(envs: list[list[HostEnv]], actor: Actor, params, epsilon: Array, e
     """
     shape, env = (len(envs), len(envs[0])), envs[0][0]
     seeds, keys = _start(episode_keys)
-    ep = _blank(shape, env, actor.communicates)
+    ep = _blank(shape, actor.template)
     for s, b in np.ndindex(shape):
         _record(ep, (s, b), 0, envs[s][b].reset(seed=int(seeds[s, b])))
     alive, h = np.ones(shape, bool), jnp.broadcast_to(h0, (*shape, *h0.shape))
@@ -126,26 +123,23 @@ def play_host(envs: list[list[HostEnv]], actor: Actor, params, epsilon: Array, e
 class HostTrainer(Trainer):
     """The Trainer on a host-stepped env (`gym:<id>` or `pettingzoo:<module>`; see the module doc)."""
 
+    make_env = staticmethod(make_host)
+
     def __init__(self, config):
-        _check_run(config)
-        self.config = config
-        env = config.env
-        self.env = make_host(env.name, **env.options)
-        self.eval_env = make_host(env.name, **{**env.options, **env.eval_options})
-        self.family = make_family(config, self.env)
-        self.learner = self.family.learner
+        super().__init__(config)
+        self.run_chunk = self._run_chunk_host  # (the jitted chunk set by Trainer is never compiled)
         self._pools = {"train": [], "eval": []}
         # the carry and stats are donated: the replay buffer is updated in place, not copied per iteration
         self._store_and_advance = jax.jit(self.store_and_advance, donate_argnums=(0, 1))
-        self._act_train = Actor(self.family.behaviour(jnp.int32(0))[0])
-        self._act_eval = Actor(self.learner)
+        self._act_train = Actor(self.family.behaviour(jnp.int32(0))[0], self.env)
+        self._act_eval = Actor(self.learner, self.eval_env)
         self._eval_keys = jax.jit(jax.vmap(lambda k, point, n: jax.random.split(
             jax.random.fold_in(k, point), n), (0, None, None)), static_argnums=2)
         self._train_keys = jax.jit(jax.vmap(lambda k, n: jax.random.split(_iteration_keys(k)[1], n),
                                             (0, None)), static_argnums=1)
         self._epsilon = jax.jit(jax.vmap(lambda steps: self.family.behaviour(steps)[1]))
 
-    def run_chunk(self, carry: Carry, until: Array) -> tuple[Carry, ChunkStats]:
+    def _run_chunk_host(self, carry: Carry, until: Array) -> tuple[Carry, ChunkStats]:
         """All seeds: host-stepped iterations until every seed has `until` env steps."""
         stats = jax.vmap(lambda _: self.zero_stats())(carry.env_steps)
         while np.any(np.asarray(carry.env_steps) < int(until)):
@@ -177,5 +171,5 @@ class HostTrainer(Trainer):
         pool, need = self._pools[kind], self.config.run.seeds * count
         options = {**self.config.env.options, **(self.config.env.eval_options if kind == "eval" else {})}
         while len(pool) < need:
-            pool.append(template if not pool else make_host(self.config.env.name, **options))
+            pool.append(template if not pool else self.make_env(self.config.env.name, **options))
         return [pool[s * count:(s + 1) * count] for s in range(self.config.run.seeds)]

@@ -58,11 +58,13 @@ def _zero_stats(metrics=LearnMetrics) -> ChunkStats:
 class Trainer:
     """Static parts of a run (environment, learner family, sizes); all state lives in a Carry."""
 
+    make_env = staticmethod(make)  # environment id and options -> environment (HostTrainer: a HostEnv)
+
     def __init__(self, config: TrainConfig):
         _check_run(config)
         self.config = config
-        self.env = make(config.env.name, **config.env.options)
-        self.eval_env = make(config.env.name, **{**config.env.options, **config.env.eval_options})
+        self.env = self.make_env(config.env.name, **config.env.options)
+        self.eval_env = self.make_env(config.env.name, **{**config.env.options, **config.env.eval_options})
         self.family = make_family(config, self.env)
         self.learner = self.family.learner
         if config.run.seed_mode == "vmap":
