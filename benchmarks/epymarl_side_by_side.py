@@ -95,18 +95,24 @@ def netmarl_env() -> dict:
             "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
 
 
+def run_epymarl(path: Path, epymarl_argv: list[str], interval: int, args, core: int) -> dict:
+    """One EPyMARL run in `path` (a copy of EPyMARL's folder, its sources removed afterwards, its
+    results kept), pinned to `core`; returns {"runs": [its RunResult]}."""
+    shutil.copytree(args.epymarl, path / "epymarl", ignore=shutil.ignore_patterns("results"))
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    cmd = [str(args.venv / "bin" / "python"), "src/main.py", *epymarl_argv]
+    run_logged(cmd, path / "epymarl", env, core, path / "console.log")
+    shutil.rmtree(path / "epymarl" / "src")  # keep only its results
+    return {"runs": [parse_epymarl(path, interval).to_json()]}
+
+
 def run_job(job: Job, budget: Budget, args, core: int) -> dict:
     """Runs one job in its (fresh) directory; returns what its result.json holds."""
     shutil.rmtree(job.path, ignore_errors=True)
     job.path.mkdir(parents=True)
     log = job.path / "console.log"
     if job.kind == "epymarl":
-        shutil.copytree(args.epymarl, job.path / "epymarl", ignore=shutil.ignore_patterns("results"))
-        env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
-        cmd = [str(args.venv / "bin" / "python"), "src/main.py", *epymarl_args(job.setting, budget, job.seed)]
-        run_logged(cmd, job.path / "epymarl", env, core, log)
-        shutil.rmtree(job.path / "epymarl" / "src")  # keep only its results
-        return {"runs": [parse_epymarl(job.path, budget.interval).to_json()]}
+        return run_epymarl(job.path, epymarl_args(job.setting, budget, job.seed), budget.interval, args, core)
     overrides = netmarl_overrides(job.setting, budget, job.seed, str(job.path / "run"))
     if job.kind == "netmarl":
         run_logged([sys.executable, "-m", "netmarl.cli", "train", *overrides], ROOT, netmarl_env(), core, log)

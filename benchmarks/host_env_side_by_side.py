@@ -22,16 +22,16 @@ Resumable: a run with a result.json under --runs is not run again.
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import sys
 from pathlib import Path
 
 sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[1])]
 
-from epymarl_side_by_side import Job, ensure_epymarl, netmarl_env, run_all, run_logged  # noqa: E402
+from epymarl_side_by_side import (Job, ensure_epymarl, netmarl_env, run_all, run_epymarl,  # noqa: E402
+                                  run_logged)
 from side_by_side_lib import (Budget, RunResult, Setting, epymarl_args, native_env,  # noqa: E402
-                              netmarl_overrides, package_env, parse_epymarl, parse_netmarl)
+                              netmarl_overrides, package_env, parse_netmarl)
 from side_by_side_report import load as load_results, runs_of  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,19 +43,14 @@ def run_one(job: Job, budget: Budget, args, core: int) -> dict:
     """Runs one job in its (fresh) directory; returns {"runs": its RunResults (one per seed)}."""
     shutil.rmtree(job.path, ignore_errors=True)
     job.path.mkdir(parents=True)
-    log = job.path / "console.log"
     if job.kind == "epymarl":
-        shutil.copytree(args.epymarl, job.path / "epymarl", ignore=shutil.ignore_patterns("results"))
-        env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
-        cmd = [str(args.venv / "bin" / "python"), "src/main.py",
-               *epymarl_args(SETTING, budget, job.seed, args.task)]
-        run_logged(cmd, job.path / "epymarl", env, core, log)
-        shutil.rmtree(job.path / "epymarl" / "src")  # keep only its results
-        return {"runs": [parse_epymarl(job.path, budget.interval).to_json()]}
+        return run_epymarl(job.path, epymarl_args(SETTING, budget, job.seed, args.task), budget.interval,
+                           args, core)
     seeds = args.seeds if job.kind == "host-vmapped" else 1
     env = native_env(args.task) if job.kind == "native" else package_env(args.task)
     overrides = netmarl_overrides(SETTING, budget, job.seed, str(job.path / "run"), seeds=seeds, env=env)
-    run_logged([sys.executable, "-m", "netmarl.cli", "train", *overrides], ROOT, netmarl_env(), core, log)
+    run_logged([sys.executable, "-m", "netmarl.cli", "train", *overrides], ROOT, netmarl_env(), core,
+               job.path / "console.log")
     return {"runs": [r.to_json() for r in parse_netmarl(job.path, budget.interval)]}
 
 
