@@ -75,7 +75,8 @@ def registered():
     gymnasium.registry.pop("NetmarlLBF-v0")
 
 
-@pytest.mark.parametrize("algo", ["vdn", "mappo"])
+# VDN stays in the default suite (28 s compiling from scratch); MAPPO's twin (28 s) is `slow`.
+@pytest.mark.parametrize("algo", ["vdn", pytest.param("mappo", marks=pytest.mark.slow)])
 def test_host_path_equals_jitted_path(algo):
     """The same run through both paths: env steps, losses, parameters and evaluations bitwise equal
     (the padding after an episode differs, zeros on the host: it is masked everywhere)."""
@@ -112,10 +113,11 @@ def test_blank_episode_matches_a_collected_episode():
             jax.tree.map(lambda x: (x.shape, x.dtype), blank)
 
 
+@pytest.mark.slow  # 20 s from scratch; the default suite keeps the bitwise VDN equivalence above
 def test_lbforaging_package_trains_resumes_and_evaluates(tmp_path):
     """The real lbforaging package: a run killed after its first evaluation and resumed equals the
     uninterrupted run (the carry holds no env state: every episode is a seeded reset)."""
-    overrides = ["algo=vdn", "env=gym:lbforaging:Foraging-5x5-2p-1f-coop-v3", "env.options.time_limit=12",
+    overrides = ["algo=vdn", "env=gym:lbforaging:Foraging-5x5-2p-1f-coop-v3", "env.options.time_limit=10",
                  *SMALL, "run.total_steps=300", "run.eval_interval=150", f"run.dir={tmp_path}"]
     whole = train(compose([*overrides, "run.id=whole"]))
     part = train(compose([*overrides, "run.id=part"]), stop_after=1)
@@ -131,6 +133,7 @@ def test_lbforaging_package_trains_resumes_and_evaluates(tmp_path):
         evaluate_run(str(whole.path), episodes=1, render=str(tmp_path / "x.gif"))
 
 
+@pytest.mark.slow  # 12 s from scratch
 def test_pettingzoo_mpe2_trains():
     """mpe2's simple_spread through the PettingZoo path: the global state is the env's state()."""
     trainer = HostTrainer(compose(["algo=mappo", "env=pettingzoo:mpe2.simple_spread_v3",

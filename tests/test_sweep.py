@@ -36,6 +36,7 @@ def test_resume_is_refused_in_a_sweep():
         main(["train", "-m", "resume=runs/x"])
 
 
+@pytest.mark.slow  # 17 s from scratch: two processes, each importing JAX and compiling
 def test_submitit_local_launcher_runs_the_jobs_as_processes(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     subprocess.run([sys.executable, "-m", "netmarl.cli", "train", "-m", "algo=vdn,iql", *TINY,
