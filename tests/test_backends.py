@@ -135,7 +135,6 @@ def _job_training(run: Path) -> int | None:
     return None
 
 
-@pytest.mark.slow  # 30 s; the Ray test keeps a cluster backend in the default suite (docs/testing.md)
 def test_slurm_grid_through_submitit_equals_local_and_resubmits_a_killed_job(tmp_path):
     driver = _reproduce(tmp_path, None, "--backend", "slurm", "--slurm-executor", "local", "--slurm-time", "10")
     try:

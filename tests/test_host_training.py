@@ -85,7 +85,7 @@ def test_host_path_equals_jitted_path(algo):
                               *SMALL, *extra]))
     host = HostTrainer(compose([f"algo={algo}", "env=gym:NetmarlLBF-v0", *SMALL, *extra]))
     carries = [t.init_seeds() for t in (native, host)]
-    for until in (150, 400):
+    for until in (100, 250):
         results = [t.run_chunk(c, jnp.int32(until)) for t, c in zip((native, host), carries)]
         carries = [r[0] for r in results]
         (a, stats_a), (b, stats_b) = results

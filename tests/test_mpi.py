@@ -87,7 +87,8 @@ def _simulate(overrides: list[str], nudge: bool = False):
 # the simulator is run a second time from parameters one ulp away, and MPI must be within
 # FLOAT_SLACK times that run's largest distance from the plain one (plus a floor of a few float32
 # ulps, 1e-6 relative, for quantities that did not move at all).
-STEPS = {"dvdn": 800, "dvdn_gt": 800}
+STEPS = {"dvdn": 800, "dvdn_gt": 400}
+UPDATES = {"dvdn": 384, "dvdn_gt": 180}  # at least this many learning updates in STEPS env steps
 FLOAT_SLACK = 10.0
 
 
@@ -125,7 +126,7 @@ def test_local_communicator_row_is_the_consensus_row():
 # repeats the same path for ~60 s and so runs in `make test-all` only (issue 20's budget).
 @pytest.mark.parametrize("algo", [pytest.param("dvdn", marks=pytest.mark.slow), "dvdn_gt"])
 def test_mpi_agents_equal_the_simulator(algo, mpi_env, tmp_path):
-    overrides = [f"algo={algo}", *TINY, f"run.total_steps={STEPS[algo]}", "run.eval_interval=400"]
+    overrides = [f"algo={algo}", *TINY, f"run.total_steps={STEPS[algo]}", "run.eval_interval=200"]
     run_dir = tmp_path / algo
     # with progress and a TensorBoard logger (the environment rank shows and writes what
     # `netmarl train` does); neither changes a number
@@ -136,9 +137,9 @@ def test_mpi_agents_equal_the_simulator(algo, mpi_env, tmp_path):
     out, _ = proc.communicate()
     assert proc.returncode == 0, out[-3000:]
     mpi_records = _metrics(run_dir / "metrics.jsonl")
-    _assert_shown_as_train_shows(out, run_dir, mpi_records, f"{algo} on lbf:Foraging-5x5-4p-1f")
+    _assert_shown_as_train_shows(out, run_dir, mpi_records, f"{algo} on lbf:Foraging-5x5-4p-1f", STEPS[algo])
     assert [r["point"] for r in mpi_records] == [r["point"] for r in sim_records]
-    assert sim_records[-1]["updates"] >= 384
+    assert sim_records[-1]["updates"] >= UPDATES[algo]
     for sim, nud, dist in zip(sim_records, nudged_records, mpi_records):
         for key in ("env_steps", "episodes", "updates"):
             assert sim[key] == dist[key], (key, sim, dist)
@@ -159,17 +160,18 @@ def test_mpi_agents_equal_the_simulator(algo, mpi_env, tmp_path):
     assert algo in load_curves([run_dir])["lbf:Foraging-5x5-4p-1f"]
 
 
-def _assert_shown_as_train_shows(out: str, run_dir: Path, records: list[dict], title: str) -> None:
+def _assert_shown_as_train_shows(out: str, run_dir: Path, records: list[dict], title: str,
+                                 budget: int) -> None:
     """The environment rank printed `netmarl train`'s progress lines (plain: one per evaluation
     point), learning curve and summary line, once (the agent ranks print none of it); its
     TensorBoard logger wrote every point."""
     total = records[-1]["env_steps"]
     for r in records:
-        assert re.search(rf"^{re.escape(title)}: [\d,]+/800 env steps \(\d+%\), eval return "
+        assert re.search(rf"^{re.escape(title)}: [\d,]+/{budget} env steps \(\d+%\), eval return "
                          rf"{r['eval_return']:.3f}, \d+ s$", out, re.M), (r["point"], out[-3000:])
         assert re.search(rf"^  env steps +{r['env_steps']:,}  eval return {r['eval_return']:.3f} ± 0.000 "
                          r"\(over seeds\)$", out, re.M), (r["point"], out[-3000:])
-    assert total >= 800 and out.count(f"run directory: {run_dir}\n") == 1, out[-3000:]
+    assert total >= budget and out.count(f"run directory: {run_dir}\n") == 1, out[-3000:]
     summary = json.loads((run_dir / "summary.json").read_text())
     assert re.search(rf"^max eval return {summary['max_eval_return']:.3f} at ~[\d,]+ env steps; "
                      rf"[\d,]+ env steps/s over \d+ s$", out, re.M), out[-3000:]
@@ -180,9 +182,10 @@ def _assert_shown_as_train_shows(out: str, run_dir: Path, records: list[dict], t
     assert [e.step for e in acc.Scalars("eval/return")] == [r["env_steps"] for r in records]
 
 
+@pytest.mark.slow  # 25 s alone, 35-65 s beside the other worker; test_hung_agent_stops_the_run_naming_it keeps a failing agent in the default suite
 def test_killed_agent_survivors_finish(mpi_env, tmp_path):
     run_dir = tmp_path / "fault"
-    overrides = ["algo=dvdn", *TINY, "run.total_steps=800", "run.eval_interval=200"]
+    overrides = ["algo=dvdn", *TINY, "run.total_steps=400", "run.eval_interval=100"]
     proc = _agent(mpi_env, run_dir, overrides, limit=420, ft=True)
     victim = run_dir / "agent_2"
     deadline = time.monotonic() + 360
@@ -194,7 +197,7 @@ def test_killed_agent_survivors_finish(mpi_env, tmp_path):
     out, _ = proc.communicate()
     team = _metrics(run_dir / "metrics.jsonl")
     assert [r["point"] for r in team] == list(range(5)), out[-3000:]
-    assert team[-1]["agents"] == [0, 1, 3] and team[-1]["env_steps"] >= 800
+    assert team[-1]["agents"] == [0, 1, 3] and team[-1]["env_steps"] >= 400
     info = json.loads((run_dir / "distributed.json").read_text())
     assert info["live_agents"] == [0, 1, 3] and info["failures"][0]["dead_agents"] == [2]
     for i in (0, 1, 3):

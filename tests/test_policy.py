@@ -239,7 +239,10 @@ def test_unknown_and_mismatched_pieces_are_named():
         Trainer(compose(["algo=mappo", "algo.family=polcy"]))
 
 
-@pytest.mark.parametrize("algo", POLICY_ALGOS)
+# The `_ns` configs differ from their shared twins only in algo.shared_params=false, whose path
+# mappo_ns (here and in test_policy_learning.py) covers; the other three run with the slow tests.
+@pytest.mark.parametrize("algo", [pytest.param(a, marks=pytest.mark.slow) if a.endswith("_ns") and a != "mappo_ns"
+                                  else a for a in POLICY_ALGOS])
 def test_every_shipped_algorithm_runs_an_iteration(algo):
     """One jitted iteration of each config on a 3-step LBF task: finite metrics, the configured
     number of updates, parameters changed."""
