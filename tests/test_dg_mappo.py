@@ -58,7 +58,9 @@ def test_episodes_carry_the_graphs_the_agents_acted_on():
     np.testing.assert_array_equal(learner.graph(key), learner.graph(key))  # a pure function of the key
 
 
-@pytest.mark.slow  # 20-25 s (two compiles); test_one_iteration_trains_every_part_and_averages_psi keeps the regulariser's path in the default suite
+# 20-25 s (two compiles): slow; test_one_iteration_trains_every_part_and_averages_psi keeps the
+# regulariser's path in the default suite
+@pytest.mark.slow
 def test_the_consensus_weight_scales_the_regulariser_only():
     """α_consensus = 0 (the ablation) leaves the logged disagreement of ô but drops its gradient: in a
     single update (one epoch) ψ moves differently and the actor the same, to float rounding."""

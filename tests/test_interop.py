@@ -13,13 +13,12 @@ pytest.importorskip("pettingzoo", reason="the interop extra: pip install 'netmar
 from pettingzoo.test import parallel_api_test, parallel_seed_test  # noqa: E402
 
 from netmarl.envs import make, step_autoreset, to_pettingzoo, to_vector  # noqa: E402
-from tests.test_envs import CONTRACT_ENVS, PRESET_VARIANTS, SLOW_CONTRACT_ENVS  # noqa: E402  (every registered env)
+from tests.test_envs import CONTRACT_ENVS, PRESET_VARIANTS, SLOW_COMPILE_ENVS, slow  # noqa: E402  (every env)
 
 CYCLES = 30  # steps per episode of PettingZoo's tests (two episodes each); episodes may end sooner
 
 
-@pytest.mark.parametrize("name", CONTRACT_ENVS + PRESET_VARIANTS + [
-    pytest.param(n, marks=pytest.mark.slow) for n in SLOW_CONTRACT_ENVS if n not in PRESET_VARIANTS])
+@pytest.mark.parametrize("name", CONTRACT_ENVS + PRESET_VARIANTS + slow(SLOW_COMPILE_ENVS))
 def test_pettingzoo_api_and_seed_tests_pass(name):
     native = make(name)
     with warnings.catch_warnings():

@@ -182,7 +182,9 @@ def _assert_shown_as_train_shows(out: str, run_dir: Path, records: list[dict], t
     assert [e.step for e in acc.Scalars("eval/return")] == [r["env_steps"] for r in records]
 
 
-@pytest.mark.slow  # 25 s alone, 35-65 s beside the other worker; test_hung_agent_stops_the_run_naming_it keeps a failing agent in the default suite
+# 25 s alone, 35-65 s beside the other worker: slow; test_hung_agent_stops_the_run_naming_it keeps a
+# failing agent in the default suite
+@pytest.mark.slow
 def test_killed_agent_survivors_finish(mpi_env, tmp_path):
     run_dir = tmp_path / "fault"
     overrides = ["algo=dvdn", *TINY, "run.total_steps=400", "run.eval_interval=100"]

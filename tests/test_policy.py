@@ -239,10 +239,13 @@ def test_unknown_and_mismatched_pieces_are_named():
         Trainer(compose(["algo=mappo", "algo.family=polcy"]))
 
 
-# The `_ns` configs differ from their shared twins only in algo.shared_params=false, whose path
-# mappo_ns (here and in test_policy_learning.py) covers; the other three run with the slow tests.
-@pytest.mark.parametrize("algo", [pytest.param(a, marks=pytest.mark.slow) if a.endswith("_ns") and a != "mappo_ns"
-                                  else a for a in POLICY_ALGOS])
+# These `_ns` configs differ from their shared twins only in algo.shared_params=false, whose path
+# mappo_ns (here and in test_policy_learning.py) covers: they run with the slow tests.
+SLOW_ITERATION = {"ia2c_ns", "maa2c_ns", "ippo_ns"}
+
+
+@pytest.mark.parametrize("algo", [pytest.param(a, marks=pytest.mark.slow) if a in SLOW_ITERATION else a
+                                  for a in POLICY_ALGOS])
 def test_every_shipped_algorithm_runs_an_iteration(algo):
     """One jitted iteration of each config on a 3-step LBF task: finite metrics, the configured
     number of updates, parameters changed."""

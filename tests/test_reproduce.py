@@ -227,16 +227,17 @@ def test_every_shipped_experiment_composes(name, tmp_path):
 
     runs = plan(load_experiment(name), tmp_path)
     env_name = functools.cache(lambda task: compose([f"env={task}"]).env.name)  # a preset or an env id
-    made = set()  # each (env, options) is built once
+    envs = {}  # every (env, options) a cell trains or evaluates on, built once below
     for run in {(r.task, r.algo): r for r in runs}.values():
         config = compose(_run_overrides(run, "iql" if run.algo == RANDOM else run.algo))
         assert config.env.name == env_name(run.task)
         assert run.budget == (0 if run.algo == RANDOM else config.run.total_steps)
+        env = config.env
         finals = (run.final_eval or {"envs": {}})["envs"].values()
-        for options in [config.env.options, *({**config.env.options, **config.env.eval_options, **o} for o in finals)]:
-            if (key := (config.env.name, repr(sorted(options.items())))) not in made:
-                made.add(key)
-                make(config.env.name, **options)
+        for options in [env.options, *({**env.options, **env.eval_options, **o} for o in finals)]:
+            envs[repr((env.name, sorted(options.items())))] = (env.name, options)
+    for name, options in envs.values():
+        make(name, **options)
 
 
 @pytest.mark.parametrize("name", ["dvdn-lbf", "dvdn-marbler"])

@@ -64,7 +64,8 @@ def test_vmapped_seeds_equal_looped_seeds(tmp_path):
 
 # the policy family's twin (20-25 s of compiles) is `slow`; the value run and the SIGKILL fuzz of
 # tests/test_robustness.py keep kill-and-resume in the default suite (issue 20's budget)
-@pytest.mark.parametrize("algo", [TINY_ALGO, pytest.param(TINY_POLICY, marks=pytest.mark.slow)], ids=["value", "policy"])
+@pytest.mark.parametrize("algo", [TINY_ALGO, pytest.param(TINY_POLICY, marks=pytest.mark.slow)],
+                         ids=["value", "policy"])
 def test_killed_and_resumed_run_equals_uninterrupted(tmp_path, algo):
     whole = train(tiny(tmp_path, "whole", algo))
     first = train(tiny(tmp_path, "part", algo), stop_after=1)  # as if killed after evaluation point 1
