@@ -85,6 +85,37 @@ def test_smax_won_terminates_with_bonus():
     np.testing.assert_allclose(ts.reward, ts.team_reward / 3, rtol=1e-6)
 
 
+@pytest.mark.parametrize("name", ["smax:3m", "smax:MMM"])
+def test_smax_global_state_is_scaled_like_the_observations(name):
+    """SMAX's raw world state has positions in 0-32 and a weapon cooldown that falls without bound;
+    ours scales positions by the map and clips the relative cooldown to [0, 1], keeping the rest."""
+    env = make(name)
+    state, ts = env.reset(jax.random.key(0))
+    step = jax.jit(env.step)
+    units = state.inner.state.unit_types.shape[0]  # allies and enemies
+    for t in range(40):  # random available actions: units fire, wait and die
+        a = jax.random.categorical(jax.random.key(100 + t), jnp.where(ts.avail, 0.0, -jnp.inf))
+        state, ts = step(jax.random.key(t), state, a)
+        if bool(ts.terminated | ts.truncated):
+            break
+        raw = env.inner.get_world_state(state.inner)
+        ours = np.asarray(ts.state)
+        assert ours.shape == raw.shape and np.all(np.abs(ours[:-units]) <= 1.0)  # all but the types
+        per_unit, raw_unit = ours[:-2 * units].reshape(units, -1), np.asarray(raw[:-2 * units]).reshape(units, -1)
+        keep = [0, *range(4, per_unit.shape[1])]  # health and type one-hot unchanged
+        np.testing.assert_array_equal(per_unit[:, keep], raw_unit[:, keep])
+        np.testing.assert_array_equal(ours[-2 * units:], raw[-2 * units:])  # teams, types
+        smax = state.inner.state
+        np.testing.assert_allclose(per_unit[:, 1:3], np.asarray(smax.unit_positions / 32.0)
+                                   * np.asarray(smax.unit_alive)[:, None], rtol=1e-6)
+    state, ts = env.reset(jax.random.key(1))
+    stop = jnp.full(ts.avail.shape[0], 4, jnp.int32)  # SMAX's stop action: allies never fire
+    for t in range(10):
+        state, ts = step(jax.random.key(t), state, stop)
+    assert np.asarray(env.inner.get_world_state(state.inner)).min() < -1.0  # the raw cooldown
+    assert np.asarray(ts.state)[:-units].min() >= 0.0
+
+
 def test_render_mpe_and_smax(tmp_path):
     from netmarl.envs.render import save_gif
     frames = []

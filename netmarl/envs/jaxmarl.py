@@ -15,7 +15,8 @@ How a JaxMARL env maps onto the protocol of core.py:
 - actions: Discrete action spaces only; agent i takes 0 .. agent_num_actions[i] - 1 of A = the
   largest count. avail [N, A] comes from the env's `get_avail_actions` where it has one (SMAX),
   else it is every action the agent has.
-- state [S]: the env's "world_state" (SMAX), else all agents' unpadded observations concatenated.
+- state [S]: the env's "world_state" (SMAX: scaled as its observations, `SMAXEnv.global_state`), else
+  all agents' unpadded observations concatenated.
 - reward [N]: `team_reward="sum"` keeps each agent's own reward (team reward = their sum, as
   EPyMARL's default for MPE); `"mean"` is for envs that give every agent the team's reward (SMAX):
   each agent gets r_i / N, so the team reward is that common reward, counted once.
@@ -200,10 +201,14 @@ class JaxMARLEnv(Environment):
     def _timestep(self, obs: dict, inner, reward: Array, terminal: Array, truncated: Array):
         flat = {a: obs[a].reshape(-1).astype(jnp.float32) for a in self.inner.agents}
         padded = jnp.stack([jnp.pad(flat[a], (0, self.obs_dim - flat[a].shape[0])) for a in self.agents])
-        state = (obs["world_state"].reshape(-1) if "world_state" in obs
-                 else jnp.concatenate([flat[a] for a in self.inner.agents]))
-        return make_timestep(padded, state, self.avail(inner), reward, terminal, truncated,
-                             self.info(inner, terminal))
+        return make_timestep(padded, self.global_state(obs, inner, flat), self.avail(inner), reward,
+                             terminal, truncated, self.info(inner, terminal))
+
+    def global_state(self, obs: dict, inner, flat: dict) -> Array:
+        """[S]: the env's "world_state" if it has one, else every agent's unpadded observation."""
+        if "world_state" in obs:
+            return obs["world_state"].reshape(-1).astype(jnp.float32)
+        return jnp.concatenate([flat[a] for a in self.inner.agents])
 
     def avail(self, inner) -> Array:
         """[N, A] bool available actions."""

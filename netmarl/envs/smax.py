@@ -106,6 +106,24 @@ class SMAXEnv(JaxMARLEnv):
         allies, enemies = self._teams_alive(inner)
         return {"won": allies & ~enemies}
 
+    def global_state(self, obs: dict, inner, flat: dict) -> Array:
+        """[S] SMAX's world state scaled as its observations are: per unit [health, x, y, cooldown,
+        type one-hot] (zeros when dead), then every unit's team and type. SMAX's `get_world_state`
+        gives raw positions (0-32) and the raw weapon cooldown, which falls by one time step every
+        step a unit does not fire and so grows negative without bound (-140 after 21 steps); the
+        observations, and SMAC's state, scale positions by the map size and clip the cooldown
+        relative to the unit type's to [0, 1]. An unbounded input blew up QMIX's hypernetworks."""
+        env, smax = self.inner, inner.state
+        units = smax.unit_types.shape[0]
+        world = obs["world_state"].astype(jnp.float32)
+        per_unit = world[: world.shape[0] - 2 * units].reshape(units, -1)
+        alive = smax.unit_alive.astype(jnp.float32)
+        xy = smax.unit_positions / jnp.array([env.map_width, env.map_height], jnp.float32)
+        cooldown = jnp.clip(smax.unit_weapon_cooldowns / env.unit_type_weapon_cooldowns[smax.unit_types], 0, 1)
+        scaled = jnp.concatenate([xy, cooldown[:, None]], -1) * alive[:, None]
+        per_unit = per_unit.at[:, 1:4].set(scaled)
+        return jnp.concatenate([per_unit.reshape(-1), world[world.shape[0] - 2 * units:]])
+
 
 def make_smax(map_name: str, team_reward: str = "mean", **options) -> SMAXEnv:
     """Builds `smax:<map>`: a SMAC map (SMAC_MAPS) with SMAX options (SMAX_OPTIONS)."""

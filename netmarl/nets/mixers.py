@@ -76,6 +76,7 @@ def make_qmix(embed: int = 32, hyper_hidden: int = 64, activation: str = "elu") 
 class _QPlex(nn.Module):
     embed: int
     heads: int
+    stop_adv_grad: bool
 
     @nn.compact
     def __call__(self, q, a, avail, state):
@@ -94,15 +95,19 @@ class _QPlex(nn.Module):
         phi = nn.sigmoid(mlp(state, k * n, "phi")).reshape(k, n)  # φ_{k,i}(s)
         psi = nn.sigmoid(mlp(joint, k * n, "psi")).reshape(k, n)  # ψ_{k,i}(s, a)
         lam = (upsilon[:, None] * phi * psi).sum(0)  # [N] λ_i(s, a) > 0
+        if self.stop_adv_grad:  # the original's form: Σ_i Q_i(s, a_i) + Σ_i (λ_i − 1) sg A_i(s, a_i)
+            return jnp.sum(w * chosen(q, a) + b) + jnp.sum((lam - 1.0) * jax.lax.stop_gradient(w * adv_i))
         return jnp.sum(w * v_i + b) + jnp.sum(lam * w * adv_i)
 
 
-def make_qplex(num_actions: int, embed: int = 32, heads: int = 4) -> Mixer:
-    """QPLEX's duplex dueling mixer with `heads` attention heads of hidden width `embed`."""
+def make_qplex(num_actions: int, embed: int = 32, heads: int = 4, stop_adv_grad: bool = False) -> Mixer:
+    """QPLEX's duplex dueling mixer with `heads` attention heads of hidden width `embed`. With
+    `stop_adv_grad` Q_tot has the same value but the utilities learn only through Σ_i Q_i(s, a_i), as
+    in the original implementation (the advantages enter the λ term as constants)."""
     if heads < 1 or embed < 1:
         raise ValueError(f"QPLEX needs algo.mixer.heads >= 1 and algo.mixer.embed >= 1, got "
                          f"heads={heads}, embed={embed}")
-    module = _QPlex(embed, heads)
+    module = _QPlex(embed, heads, stop_adv_grad)
 
     def init(key, n, s):
         return module.init(key, jnp.zeros((n, num_actions)), jnp.zeros(n, jnp.int32),
@@ -154,7 +159,7 @@ def make_qtran(num_actions: int, embed: int = 64) -> Mixer:
 # name -> builder(mixer config (netmarl.config.MixerConfig), num_actions) -> Mixer
 MIXERS: dict[str, Callable] = {
     "qmix": lambda m, num_actions: make_qmix(m.embed, m.hyper_hidden, m.activation),
-    "qplex": lambda m, num_actions: make_qplex(num_actions, m.embed, m.heads),
+    "qplex": lambda m, num_actions: make_qplex(num_actions, m.embed, m.heads, m.stop_adv_grad),
     "qtran": lambda m, num_actions: make_qtran(num_actions, m.embed),
 }
 
