@@ -23,8 +23,9 @@ class MixerConfig:
     hyper_hidden: int = 64  # QMIX: hypernetwork hidden units (0: single linear W1/w2 hypernetworks)
     activation: str = "elu"  # QMIX: elu | relu, mixing-network nonlinearity
     heads: int = 4  # QPLEX: attention heads K of the advantage weights λ_i(s, a)
-    stop_adv_grad: bool = False  # QPLEX: utilities learn only through Σ_i Q_i(s, a_i), the advantages
-    #   in the λ term are constants (the original implementation's gradient; same Q_tot value)
+    stop_adv_grad: bool = True  # QPLEX: utilities learn only through Σ_i Q_i(s, a_i), the advantages
+    #   in the λ term are constants (the original implementation's gradient; same Q_tot value). False:
+    #   the gradient also flows through V_i = max_u Q_i and A_i (docs/results/decomposition_games.md)
     opt_weight: float = 1.0  # QTRAN: λ_opt, weight of L_opt
     nopt_weight: float = 1.0  # QTRAN: λ_nopt, weight of L_nopt
 

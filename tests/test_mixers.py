@@ -43,6 +43,23 @@ def test_igm_greedy_joint_action_of_q_tot_is_the_tuple_of_individual_greedy_acti
     np.testing.assert_array_equal(best, greedy)
 
 
+def test_qplex_stop_adv_grad_keeps_q_tot_and_routes_the_gradient_through_the_chosen_utilities():
+    """The original's form Σ_i Q_i(a_i) + Σ_i (λ_i − 1) sg A_i has the same value as Σ_i V_i + Σ_i λ_i A_i;
+    its gradient reaches each agent's utilities only at the taken action (w_i(s) > 0 there)."""
+    plain = make_mixer("qplex", MixerConfig(stop_adv_grad=False), A)
+    original = make_mixer("qplex", MixerConfig(stop_adv_grad=True), A)
+    params = plain.init(jax.random.key(0), N, S)
+    q, state, avail = _random_inputs(jax.random.key(1), 1.0)
+    a = jnp.array([1, 3, 0]) if int(greedy_actions(q, avail)[0]) != 1 else jnp.array([2, 3, 0])
+    np.testing.assert_allclose(original.apply(params, q, a, avail, state),
+                               plain.apply(params, q, a, avail, state), rtol=1e-6)
+    grad = jax.grad(lambda u: original.apply(params, u, a, avail, state))(q)
+    taken = jax.nn.one_hot(a, A, dtype=bool)
+    assert np.all(np.asarray(grad)[~np.asarray(taken)] == 0) and np.all(np.asarray(grad)[np.asarray(taken)] > 0)
+    grad_plain = jax.grad(lambda u: plain.apply(params, u, a, avail, state))(q)
+    assert np.any(np.asarray(grad_plain)[~np.asarray(taken)] != 0)  # the plain form also moves V_i
+
+
 def _table_mixer(q_jt: np.ndarray, v: float) -> Mixer:
     """A QTRAN 'network' that is a table: Q_jt(s, a) = q_jt[a], V_jt(s) = v (no parameters)."""
     table = jnp.asarray(q_jt)

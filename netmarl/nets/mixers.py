@@ -11,6 +11,10 @@ the joint action a [N], the available actions [N, A] and the global state s [S]:
       Q_tot(s, a) = Σ_i V_i(s) + Σ_i λ_i(s, a) A_i(s, a_i),
       λ_i(s, a) = Σ_k υ_k(s) φ_{k,i}(s) ψ_{k,i}(s, a) > 0        (K attention heads)
   A_tot ≤ 0 with equality iff every a_i is greedy: IGM for the whole IGM class (λ may depend on a).
+  By default (`stop_adv_grad`, as the original implementation) the same value is computed as
+  Σ_i (w_i Q_i(a_i) + b_i) + Σ_i (λ_i − 1) sg(w_i A_i): the utilities learn only through the taken
+  actions' Q_i; on the climbing game this finds the optimum in 5/10 seeds at 2,000 updates where the
+  fully differentiated form (V_i and A_i trained through λ) finds it in 1/10.
 - `qtran` (Son et al., 2019): the joint-action value Q_jt(s, a) (an MLP of the state and the one-hot
   joint action) and the state value V_jt(s) (`Mixer.value`); the factorised Q′ = Σ_i Q_i(a_i) is tied
   to them by QTRAN's losses (algos/value/mixed.py).
@@ -100,7 +104,7 @@ class _QPlex(nn.Module):
         return jnp.sum(w * v_i + b) + jnp.sum(lam * w * adv_i)
 
 
-def make_qplex(num_actions: int, embed: int = 32, heads: int = 4, stop_adv_grad: bool = False) -> Mixer:
+def make_qplex(num_actions: int, embed: int = 32, heads: int = 4, stop_adv_grad: bool = True) -> Mixer:
     """QPLEX's duplex dueling mixer with `heads` attention heads of hidden width `embed`. With
     `stop_adv_grad` Q_tot has the same value but the utilities learn only through Σ_i Q_i(s, a_i), as
     in the original implementation (the advantages enter the λ term as constants)."""
