@@ -85,7 +85,8 @@ def test_smax_won_terminates_with_bonus():
     np.testing.assert_allclose(ts.reward, ts.team_reward / 3, rtol=1e-6)
 
 
-@pytest.mark.parametrize("name", ["smax:3m", "smax:MMM"])
+# MMM (medivac units, seven unit types) compiles a larger env: `slow`, 3m runs in the default suite
+@pytest.mark.parametrize("name", ["smax:3m", pytest.param("smax:MMM", marks=pytest.mark.slow)])
 def test_smax_global_state_is_scaled_like_the_observations(name):
     """SMAX's raw world state has positions in 0-32 and a weapon cooldown that falls without bound;
     ours scales positions by the map and clips the relative cooldown to [0, 1], keeping the rest."""
