@@ -109,10 +109,11 @@ class SMAXEnv(JaxMARLEnv):
     def global_state(self, obs: dict, inner, flat: dict) -> Array:
         """[S] SMAX's world state scaled as its observations are: per unit [health, x, y, cooldown,
         type one-hot] (zeros when dead), then every unit's team and type. SMAX's `get_world_state`
-        gives raw positions (0-32) and the raw weapon cooldown, which falls by one time step every
-        step a unit does not fire and so grows negative without bound (-140 after 21 steps); the
-        observations, and SMAC's state, scale positions by the map size and clip the cooldown
-        relative to the unit type's to [0, 1]. An unbounded input blew up QMIX's hypernetworks."""
+        gives raw positions (0-32) and the raw weapon cooldown, which falls by half a time unit every
+        env step in which a unit does not fire and so grows negative without bound (-30 after a
+        60-step episode); the observations, and SMAC's state, scale positions by the map size and clip
+        the cooldown relative to the unit type's to [0, 1]. With the raw state QMIX's hypernetworks
+        diverged on 3m (docs/results/jaxmarl_learning.md)."""
         env, smax = self.inner, inner.state
         units = smax.unit_types.shape[0]
         world = obs["world_state"].astype(jnp.float32)
