@@ -117,13 +117,14 @@ class SMAXEnv(JaxMARLEnv):
         env, smax = self.inner, inner.state
         units = smax.unit_types.shape[0]
         world = obs["world_state"].astype(jnp.float32)
-        per_unit = world[: world.shape[0] - 2 * units].reshape(units, -1)
+        split = world.shape[0] - 2 * units  # per-unit features, then teams and types
+        per_unit = world[:split].reshape(units, -1)
         alive = smax.unit_alive.astype(jnp.float32)
         xy = smax.unit_positions / jnp.array([env.map_width, env.map_height], jnp.float32)
         cooldown = jnp.clip(smax.unit_weapon_cooldowns / env.unit_type_weapon_cooldowns[smax.unit_types], 0, 1)
         scaled = jnp.concatenate([xy, cooldown[:, None]], -1) * alive[:, None]
         per_unit = per_unit.at[:, 1:4].set(scaled)
-        return jnp.concatenate([per_unit.reshape(-1), world[world.shape[0] - 2 * units:]])
+        return jnp.concatenate([per_unit.reshape(-1), world[split:]])
 
 
 def make_smax(map_name: str, team_reward: str = "mean", **options) -> SMAXEnv:

@@ -85,8 +85,9 @@ class _QPlex(nn.Module):
     @nn.compact
     def __call__(self, q, a, avail, state):
         n, num_actions = q.shape
+        q_a = chosen(q, a)  # [N] Q_i(a_i)
         v_i = jnp.max(jnp.where(avail, q, -jnp.inf), -1)  # [N]
-        adv_i = chosen(q, a) - v_i  # [N], ≤ 0, 0 at the greedy action
+        adv_i = q_a - v_i  # [N], ≤ 0, 0 at the greedy action
 
         def mlp(x, out, name):
             return nn.Dense(out, name=f"{name}_1")(nn.relu(nn.Dense(self.embed, name=f"{name}_0")(x)))
@@ -100,7 +101,7 @@ class _QPlex(nn.Module):
         psi = nn.sigmoid(mlp(joint, k * n, "psi")).reshape(k, n)  # ψ_{k,i}(s, a)
         lam = (upsilon[:, None] * phi * psi).sum(0)  # [N] λ_i(s, a) > 0
         if self.stop_adv_grad:  # the original's form: Σ_i Q_i(s, a_i) + Σ_i (λ_i − 1) sg A_i(s, a_i)
-            return jnp.sum(w * chosen(q, a) + b) + jnp.sum((lam - 1.0) * jax.lax.stop_gradient(w * adv_i))
+            return jnp.sum(w * q_a + b) + jnp.sum((lam - 1.0) * jax.lax.stop_gradient(w * adv_i))
         return jnp.sum(w * v_i + b) + jnp.sum(lam * w * adv_i)
 
 
