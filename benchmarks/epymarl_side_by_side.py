@@ -208,7 +208,8 @@ def parse_args(argv=None):
     parser.add_argument("--steps", type=int, help="env steps per run (default 1,000,000; quick 100k)")
     parser.add_argument("--interval", type=int, help="env steps between evaluations (50k; quick 10k)")
     parser.add_argument("--episodes", type=int, help="greedy episodes per evaluation (100; quick 32)")
-    parser.add_argument("--algos", default=",".join(ALGOS), help=f"of {', '.join(ALGOS)}")
+    parser.add_argument("--algos", default=",".join(ALGOS[:3]),
+                        help=f"of {', '.join(ALGOS)} (default: all but qmix)")
     parser.add_argument("--agents", help=f"of {', '.join(AGENTS)} (default both; quick mlp)")
     parser.add_argument("--vmap-seeds", type=int, default=4, help="seeds vmapped per process (many seeds)")
     parser.add_argument("--many-seeds", help="settings measured with many seeds (default: the first; "

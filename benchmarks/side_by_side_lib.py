@@ -18,7 +18,7 @@ from typing import NamedTuple
 
 LBF_TASK = "Foraging-10x10-3p-3f"  # EPyMARL: lbforaging:<task>-v3; netmarl: lbf:<task> (rules v3)
 TIME_LIMIT = 50  # env steps per episode (EPyMARL's env_args.time_limit; netmarl's max_steps)
-ALGOS = ("vdn", "vdn_ns", "iql")  # EPyMARL config names
+ALGOS = ("vdn", "vdn_ns", "iql", "qmix")  # EPyMARL config names
 AGENTS = ("mlp", "gru")  # EPyMARL: use_rnn=False / True (fc-relu-fc-relu-fc or fc-relu-GRU-fc)
 
 # netmarl's equivalent of each EPyMARL config (the values EPyMARL's src/config/algs/<algo>.yaml sets,
@@ -34,6 +34,10 @@ NETMARL_ALGOS = {
                "algo.eps_anneal_steps=50000"],
     "iql": ["algo=iql_ps", "algo.reward_shares=team", "algo.lr=0.0003", "algo.hidden=128",
             "algo.eps_anneal_steps=200000"],
+    # QMIX mixes the common reward once, as VDN does (mixing_embed_dim 32, hypernet_layers 2,
+    # hypernet_embed 64: netmarl's qmix defaults)
+    "qmix": ["algo=qmix", "algo.reward_shares=equal", "algo.lr=0.0005", "algo.hidden=64",
+             "algo.eps_anneal_steps=50000"],
 }
 NETMARL_COMMON = ["algo.layers=2", "algo.batch_size=32", "algo.buffer_size=5000",
                   "algo.target_update_interval=200", "algo.double_q=true", "algo.grad_clip=10",
@@ -44,7 +48,7 @@ NETMARL_COMMON = ["algo.layers=2", "algo.batch_size=32", "algo.buffer_size=5000"
 class Setting(NamedTuple):
     """One column of the comparison: an EPyMARL algorithm config with MLP or GRU agents."""
 
-    algo: str  # vdn | vdn_ns | iql
+    algo: str  # vdn | vdn_ns | iql | qmix
     agent: str  # mlp | gru
 
     @property

@@ -61,12 +61,14 @@ def test_netmarl_overrides_compose_to_the_intended_config(tmp_path):
     assert (iql.run.seed, iql.run.total_steps, iql.run.num_envs, iql.run.id) == (3, 100_000, 1, "r")
     vdn_ns = compose(lib.netmarl_overrides(lib.make_setting("vdn_ns", "mlp"), budget, 0, str(tmp_path / "r")))
     assert (vdn_ns.algo.team_td, vdn_ns.algo.shared_params, vdn_ns.algo.reward_shares) == ("vdn", False, "equal")
-    with pytest.raises(ValueError, match="accepted algorithms: vdn, vdn_ns, iql"):
-        lib.make_setting("qmix", "mlp")
+    qmix = compose(lib.netmarl_overrides(lib.make_setting("qmix", "mlp"), budget, 0, str(tmp_path / "r")))
+    assert (qmix.algo.team_td, qmix.algo.shared_params, qmix.algo.mixer.embed) == ("qmix", True, 32)
+    with pytest.raises(ValueError, match="accepted algorithms: vdn, vdn_ns, iql, qmix"):
+        lib.make_setting("qplex", "mlp")
 
 
 @pytest.mark.skipif(not EPYMARL.is_dir(), reason="the EPyMARL reference copy is not on this machine")
-@pytest.mark.parametrize("algo", ["vdn", "vdn_ns", "iql"])
+@pytest.mark.parametrize("algo", lib.ALGOS)
 def test_netmarl_settings_equal_epymarls_own_config(algo):
     """The oracle: the values netmarl is given are those of EPyMARL's default.yaml + algs/<algo>.yaml."""
     import yaml
@@ -84,8 +86,14 @@ def test_netmarl_settings_equal_epymarls_own_config(algo):
     assert given["algo.standardise_rewards"] == str(config["standardise_rewards"]).lower()
     assert given["algo.double_q"] == str(config["double_q"]).lower()
     shared = config["mac"] != "non_shared_mac"  # the _ns configs select the non-shared controller
-    assert ("algo=vdn_ps" in lib.NETMARL_ALGOS[algo] or "algo=iql_ps" in lib.NETMARL_ALGOS[algo]) == shared
+    assert any(f"algo={a}" in lib.NETMARL_ALGOS[algo] for a in ("vdn_ps", "iql_ps", "qmix")) == shared
     assert config["obs_agent_id"] == shared and config["obs_last_action"] is False
+    if config.get("mixer") == "qmix":  # the mixer's sizes: netmarl's qmix defaults
+        from netmarl.cli import compose
+        mixer = compose(["algo=qmix"]).algo.mixer
+        assert (mixer.embed, mixer.hyper_hidden, config["hypernet_layers"]) == (
+            config["mixing_embed_dim"], config["hypernet_embed"], 2)
+        assert not config["use_rnn"]  # EPyMARL's qmix: MLP agents (the benchmark sets use_rnn per setting)
 
 
 def test_package_env_overrides_compose_to_the_host_path(tmp_path):
