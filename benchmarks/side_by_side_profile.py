@@ -106,7 +106,7 @@ def profile(overrides: list[str]) -> dict:
     learner, key = trainer.learner, jax.random.PRNGKey(1)
 
     def update(state, replay, key):
-        return learner.learn(state, trainer._sample(replay, key))
+        return learner.learn(state, trainer.family._sample(replay, key))
 
     episodes = jax.jit(trainer.collect)(one)
     parts = {
@@ -117,7 +117,7 @@ def profile(overrides: list[str]) -> dict:
         "target": per_call(jax.jit(learner.update_target), one.learner),
         "evaluation": per_call(jax.jit(trainer._evaluate), one, jnp.int32(1), jnp.float32(0.0)),
     }
-    batch = trainer._sample(one.replay, key)
+    batch = trainer.family._sample(one.replay, key)
     return {"overrides": overrides, "seconds": parts, "compile_s": compile_s,
             "update_flops": update_flops(learner.learn, one.learner, batch),
             "batch_transitions": int(batch.filled.size), "matmul_flops_per_s": matmul_flops_per_s(),

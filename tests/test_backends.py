@@ -135,6 +135,9 @@ def _job_training(run: Path) -> int | None:
     return None
 
 
+# `slow` (28-39 s, mostly the start-up of submitit's job processes): the default suite keeps the Ray
+# grid above, which checks the same contract (a remote grid with a killed worker equals the local one)
+@pytest.mark.slow
 def test_slurm_grid_through_submitit_equals_local_and_resubmits_a_killed_job(tmp_path):
     driver = _reproduce(tmp_path, None, "--backend", "slurm", "--slurm-executor", "local", "--slurm-time", "10")
     try:
