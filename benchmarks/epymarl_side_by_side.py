@@ -31,8 +31,8 @@ from typing import NamedTuple
 
 sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[1])]
 
-from side_by_side_lib import (ALGOS, AGENTS, Budget, Setting, epymarl_args, make_setting,  # noqa: E402
-                              netmarl_overrides, parse_epymarl, parse_netmarl)
+from side_by_side_lib import (ALGOS, AGENTS, LBF_TASK, TASKS, Budget, Setting, epymarl_args,  # noqa: E402
+                              make_setting, netmarl_overrides, parse_epymarl, parse_netmarl, task_spec)
 from side_by_side_report import write_report  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -112,8 +112,10 @@ def run_job(job: Job, budget: Budget, args, core: int) -> dict:
     job.path.mkdir(parents=True)
     log = job.path / "console.log"
     if job.kind == "epymarl":
-        return run_epymarl(job.path, epymarl_args(job.setting, budget, job.seed), budget.interval, args, core)
-    overrides = netmarl_overrides(job.setting, budget, job.seed, str(job.path / "run"))
+        return run_epymarl(job.path, epymarl_args(job.setting, budget, job.seed, args.task), budget.interval,
+                           args, core)
+    overrides = netmarl_overrides(job.setting, budget, job.seed, str(job.path / "run"),
+                                  env=list(task_spec(args.task).netmarl_env))
     if job.kind == "netmarl":
         run_logged([sys.executable, "-m", "netmarl.cli", "train", *overrides], ROOT, netmarl_env(), core, log)
         return {"runs": [r.to_json() for r in parse_netmarl(job.path, budget.interval)]}
@@ -203,6 +205,8 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--epymarl", help="EPyMARL's folder (with src/main.py)")
     parser.add_argument("--venv", type=Path, default=ROOT / ".venv-epymarl", help="EPyMARL's venv")
+    parser.add_argument("--task", default=LBF_TASK, help=f"an LBF task (Foraging-...) or one of "
+                        f"{', '.join(TASKS)} (default {LBF_TASK})")
     parser.add_argument("--quick", action="store_true", help="2 seeds x 100k steps, MLP only")
     parser.add_argument("--seeds", type=int, help="seeds per setting (default 5; quick 2)")
     parser.add_argument("--steps", type=int, help="env steps per run (default 1,000,000; quick 100k)")
@@ -231,7 +235,9 @@ def parse_args(argv=None):
     args.cores = [int(c) for c in args.cores.split(",")]
     custom = any(v is not None for v in (args.steps, args.interval, args.episodes))
     args.mode = "quick" if quick else ("custom" if custom else "full")
-    args.runs = args.runs or ROOT / "runs" / "side_by_side" / args.mode
+    task_spec(args.task)  # an unknown task stops here, naming the accepted ones
+    args.runs = args.runs or ROOT / "runs" / "side_by_side" / (
+        args.mode if args.task == LBF_TASK else f"{args.task}-{args.mode}")
     args.venv = args.venv.resolve()
     return args
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 LBF_TASK = "Foraging-10x10-3p-3f"  # EPyMARL: lbforaging:<task>-v3; netmarl: lbf:<task> (rules v3)
-TIME_LIMIT = 50  # env steps per episode (EPyMARL's env_args.time_limit; netmarl's max_steps)
+TIME_LIMIT = 50  # env steps per LBF episode (EPyMARL's env_args.time_limit; netmarl's max_steps)
 ALGOS = ("vdn", "vdn_ns", "iql", "qmix")  # EPyMARL config names
 AGENTS = ("mlp", "gru")  # EPyMARL: use_rnn=False / True (fc-relu-fc-relu-fc or fc-relu-GRU-fc)
 
@@ -71,10 +71,36 @@ def make_setting(algo: str, agent: str) -> Setting:
     return Setting(algo, agent)
 
 
+class Task(NamedTuple):
+    """One task as each system names it."""
+
+    epymarl_key: str  # EPyMARL's gymma env_args.key
+    time_limit: int  # env steps per episode (EPyMARL's env_args.time_limit)
+    netmarl_env: tuple[str, ...]  # netmarl's env overrides
+    title: str  # how the report names it
+
+
+# Tasks beyond LBF's `Foraging-...` names (which need no entry). mpe-spread: PettingZoo's
+# simple_spread_v3 (EPyMARL's pz wrapper; its venv needs pettingzoo's MPE) = JaxMARL's
+# MPE_simple_spread_v3 (netmarl's preset; conformance with mpe2 in tests/test_mpe_conformance.py).
+TASKS = {"mpe-spread": Task("pz-mpe-simple-spread-v3", 25, ("env=mpe-spread",), "MPE simple_spread_v3")}
+
+
+def task_spec(task: str) -> Task:
+    """The Task called `task`: an entry of TASKS or an LBF task name (rules v3, time limit 50)."""
+    if task in TASKS:
+        return TASKS[task]
+    if not task.startswith("Foraging-"):
+        raise ValueError(f"task {task!r} is not known; accepted: an LBF task (Foraging-...) or "
+                         f"{', '.join(TASKS)}")
+    return Task(f"lbforaging:{task}-v3", TIME_LIMIT, tuple(native_env(task)), f"{task}-v3")
+
+
 def epymarl_args(setting: Setting, budget: Budget, seed: int, task: str = LBF_TASK) -> list[str]:
     """EPyMARL's command-line arguments after `src/main.py` (run from its folder)."""
+    spec = task_spec(task)
     return [f"--config={setting.algo}", "--env-config=gymma", "with",
-            f"env_args.time_limit={TIME_LIMIT}", f"env_args.key=lbforaging:{task}-v3",
+            f"env_args.time_limit={spec.time_limit}", f"env_args.key={spec.epymarl_key}",
             f"use_rnn={setting.agent == 'gru'}", f"t_max={budget.steps}",
             f"test_interval={budget.interval}", f"test_nepisode={budget.episodes}",
             f"log_interval={budget.interval}", f"runner_log_interval={budget.interval}",
@@ -95,7 +121,7 @@ def package_env(task: str = LBF_TASK) -> list[str]:
 def netmarl_overrides(setting: Setting, budget: Budget, seed: int, run_dir: str, seeds: int = 1,
                       env: list[str] | None = None) -> list[str]:
     """`netmarl train` overrides for the same setting; `seeds` > 1 vmaps seeds seed, seed + 1, ...;
-    `env`: the environment overrides (default: `native_env()`)."""
+    `env`: the environment overrides (default: `native_env()`; a task's: `task_spec(t).netmarl_env`)."""
     return [*NETMARL_ALGOS[setting.algo], *NETMARL_COMMON, f"algo.agent={setting.agent}",
             *(native_env() if env is None else env),
             f"run.total_steps={budget.steps}", f"run.eval_interval={budget.interval}",

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from side_by_side_lib import LBF_TASK, RunResult, Setting
+from side_by_side_lib import RunResult, Setting, task_spec
 from netmarl.results.provenance import command_line, cpu_model, machine_lines
 from netmarl.results.stats import bootstrap_ci
 
@@ -185,14 +185,16 @@ def floor_and_profile(done: dict, settings: list[Setting]) -> list[str]:
     return floor + [""] + parts
 
 
-def settings_section(budget, seeds: int, done: dict) -> list[str]:
+def settings_section(budget, seeds: int, done: dict, task: str) -> list[str]:
     loads = [r.get("load_at_start", float("nan")) for results in done.values() for r in results]
+    algos = ", ".join(f"`{a}`" for a in dict.fromkeys(setting.algo for _, setting in done))
+    spec = task_spec(task)
     return ["## Settings", "",
-            f"- Task: lbforaging `{LBF_TASK}-v3` (EPyMARL, through its gymma wrapper, time limit 50) = "
-            f"netmarl `lbf:{LBF_TASK}` (rules v3, max_steps 50).",
+            f"- Task: `{spec.epymarl_key}` (EPyMARL, through its gymma wrapper, time limit "
+            f"{spec.time_limit}) = netmarl `{' '.join(spec.netmarl_env)}`.",
             f"- Budget: {budget.steps:,} env steps per run; greedy evaluation with {budget.episodes} "
             f"episodes every {budget.interval:,} env steps; seeds 0..{seeds - 1} in both systems.",
-            "- EPyMARL: its own `vdn`, `vdn_ns`, `iql` configs with `use_rnn` False (MLP) or True (GRU); "
+            f"- EPyMARL: its own {algos} configs with `use_rnn` False (MLP) or True (GRU); "
             "netmarl: the same values (benchmarks/side_by_side_lib.py: NETMARL_ALGOS, NETMARL_COMMON): "
             "one environment, one update per episode on 32 episodes, buffer 5,000 episodes, Adam, "
             "target every 200, double Q, clip 10, standardised common reward. Known differences: "
@@ -216,14 +218,15 @@ def write_report(jobs, args) -> list[Path]:
     speed, head = throughput_section(done, args.settings)
     out = Path(args.out)
     mode = args.mode
-    lines = [f"# EPyMARL and netmarl side by side on Foraging-10x10-3p-3f-v3 ({mode} mode)", "",
+    lines = [f"# EPyMARL and netmarl side by side on {task_spec(args.task).title} ({mode} mode)", "",
              f"Measured in one invocation of `benchmarks/epymarl_side_by_side.py`: {args.seeds} seeds x "
              f"{args.budget.steps:,} env steps per setting and system. Regenerate with the command at "
              "the end (finished runs are kept and not re-run).", "",
              *headline_lines(head, args), "",
              *learn, "", f"![learning curves]({out.stem}.png)", "", *speed, "",
              *many_seeds_section(done, args.settings, head), "",
-             *floor_and_profile(done, args.settings), "", *settings_section(args.budget, args.seeds, done),
+             *floor_and_profile(done, args.settings), "",
+             *settings_section(args.budget, args.seeds, done, args.task),
              "", "## Machine and command", "", *machine_lines(), "", "```", command_line(), "```"]
     out.write_text("\n".join(lines) + "\n")
     stamp = datetime.datetime.now().astimezone().isoformat(timespec="seconds")

@@ -67,6 +67,24 @@ def test_netmarl_overrides_compose_to_the_intended_config(tmp_path):
         lib.make_setting("qplex", "mlp")
 
 
+def test_tasks_name_the_same_env_in_both_systems(tmp_path):
+    """LBF names map to lbforaging:<task>-v3 with the time limit 50; mpe-spread to PettingZoo's
+    simple_spread_v3 through EPyMARL's pz wrapper (time limit 25) and netmarl's mpe-spread preset."""
+    from netmarl.cli import compose
+    budget, setting = lib.Budget(1000, 500, 4), lib.make_setting("qmix", "mlp")
+    lbf = lib.epymarl_args(setting, budget, 0)
+    assert "env_args.key=lbforaging:Foraging-10x10-3p-3f-v3" in lbf and "env_args.time_limit=50" in lbf
+    mpe = lib.epymarl_args(setting, budget, 0, "mpe-spread")
+    assert "env_args.key=pz-mpe-simple-spread-v3" in mpe and "env_args.time_limit=25" in mpe
+    config = compose(lib.netmarl_overrides(setting, budget, 0, str(tmp_path / "r"),
+                                           env=list(lib.task_spec("mpe-spread").netmarl_env)))
+    from netmarl.envs import make
+    env = make(config.env.name, **config.env.options)
+    assert (env.num_agents, env.max_steps) == (3, 25)
+    with pytest.raises(ValueError, match="task 'smax:3m' is not known; accepted: an LBF task"):
+        lib.task_spec("smax:3m")
+
+
 @pytest.mark.skipif(not EPYMARL.is_dir(), reason="the EPyMARL reference copy is not on this machine")
 @pytest.mark.parametrize("algo", lib.ALGOS)
 def test_netmarl_settings_equal_epymarls_own_config(algo):
