@@ -44,6 +44,10 @@ GET_EPYMARL = ("EPyMARL is needed: pass --epymarl (make side-by-side EPYMARL=<pa
                "https://github.com/uoe-agents/epymarl and check out cbc38c0")
 
 
+# PettingZoo's MPE for EPyMARL's pz wrapper (the last PettingZoo with MPE inside; pygame renders it)
+EPYMARL_PZ = ["pettingzoo==1.24.3", "pygame==2.6.1"]
+
+
 class Job(NamedTuple):
     """One process (or, for `many-seeds`, one process per core) of the benchmark."""
 
@@ -199,6 +203,11 @@ def ensure_epymarl(args) -> None:
                              "make it with the reference folder's setup_epymarl.sh VENV_PATH")
         print(f"making EPyMARL's venv {args.venv} with {setup} (about 2 minutes)", flush=True)
         subprocess.run(["bash", str(setup), str(args.venv)], check=True)
+    python = str(args.venv / "bin" / "python")
+    if args.task in TASKS and subprocess.run([python, "-c", "import pettingzoo.mpe"],
+                                             capture_output=True).returncode != 0:
+        print(f"adding PettingZoo's MPE to {args.venv} for {args.task}: {' '.join(EPYMARL_PZ)}", flush=True)
+        subprocess.run([python, "-m", "pip", "install", "-q", *EPYMARL_PZ], check=True)
 
 
 def parse_args(argv=None):
