@@ -27,6 +27,10 @@ AGENTS = ("mlp", "gru")  # EPyMARL: use_rnn=False / True (fc-relu-fc-relu-fc or 
 # rewards, epsilon 1 -> 0.05, one environment and one update per episode). EPyMARL's common reward
 # (the sum of LBF's per-agent rewards) enters VDN's joint TD once (`equal` shares, R/N per agent,
 # summed) and every independent learner's TD whole (`team`: R for every agent).
+# EPyMARL's gymma envs end an episode at the time limit as if it were terminal: its episode runner
+# stores `terminated != env_info.get("episode_limit", False)` and the gymma wrapper (gymnasium's
+# TimeLimit) never puts "episode_limit" in the info, so nothing bootstraps past the limit. netmarl
+# bootstraps there by default; `algo.bootstrap_truncation=false` does as EPyMARL does.
 NETMARL_ALGOS = {
     "vdn": ["algo=vdn_ps", "algo.reward_shares=equal", "algo.lr=0.0005", "algo.hidden=64",
             "algo.eps_anneal_steps=50000"],
@@ -42,7 +46,8 @@ NETMARL_ALGOS = {
 NETMARL_COMMON = ["algo.layers=2", "algo.batch_size=32", "algo.buffer_size=5000",
                   "algo.target_update_interval=200", "algo.double_q=true", "algo.grad_clip=10",
                   "algo.standardise_rewards=true", "algo.updates_per_iteration=1", "algo.gamma=0.99",
-                  "algo.eps_start=1.0", "algo.eps_finish=0.05", "run.num_envs=1"]
+                  "algo.eps_start=1.0", "algo.eps_finish=0.05", "run.num_envs=1",
+                  "algo.bootstrap_truncation=false"]
 
 
 class Setting(NamedTuple):

@@ -106,6 +106,11 @@ def test_netmarl_settings_equal_epymarls_own_config(algo):
     shared = config["mac"] != "non_shared_mac"  # the _ns configs select the non-shared controller
     assert any(f"algo={a}" in lib.NETMARL_ALGOS[algo] for a in ("vdn_ps", "iql_ps", "qmix")) == shared
     assert config["obs_agent_id"] == shared and config["obs_last_action"] is False
+    # EPyMARL's time limit is terminal on gymma envs (no "episode_limit" in their info): netmarl's too
+    runner = (EPYMARL / "src/runners/episode_runner.py").read_text()
+    assert 'terminated != env_info.get("episode_limit", False)' in runner
+    assert "episode_limit" not in (EPYMARL / "src/envs/gymma.py").read_text().split("def step")[1]
+    assert given["algo.bootstrap_truncation"] == "false"
     if config.get("mixer") == "qmix":  # the mixer's sizes: netmarl's qmix defaults
         from netmarl.cli import compose
         mixer = compose(["algo=qmix"]).algo.mixer
