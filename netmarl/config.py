@@ -22,6 +22,9 @@ class MixerConfig:
     #   attention networks and of QTRAN's Q_jt / V_jt networks
     hyper_hidden: int = 64  # QMIX: hypernetwork hidden units (0: single linear W1/w2 hypernetworks)
     activation: str = "elu"  # QMIX: elu | relu, mixing-network nonlinearity
+    init: str = "torch"  # QMIX: initialisation of the mixer's layers: torch (PyTorch's nn.Linear
+    #   default, as EPyMARL: weights and biases U(±1/sqrt(fan_in))) | lecun (Flax's default: weights
+    #   N(0, 1/fan_in), biases 0; about 3x larger mixing weights |W1|, |w2| at the start)
     heads: int = 4  # QPLEX: attention heads K of the advantage weights λ_i(s, a)
     stop_adv_grad: bool = True  # QPLEX: utilities learn only through Σ_i Q_i(s, a_i), the advantages
     #   in the λ term are constants (the original implementation's gradient; same Q_tot value). False:
@@ -211,7 +214,8 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "algo.reward_shares": ("env", "equal", "team"), "algo.policy.critic_net": ("mlp", "gru"),
     "algo.policy.value_norm_scope": ("pooled", "agent"), "algo.replay_unit": ("episode", "transition"),
     "algo.gt_optimizer": ("sgd", "adam"), "algo.gt_combine": ("atc", "cta"),
-    "algo.mixer.activation": ("elu", "relu"), "algo.comm.exchange": ("sync", "async"),
+    "algo.mixer.activation": ("elu", "relu"), "algo.mixer.init": ("torch", "lecun"),
+    "algo.comm.exchange": ("sync", "async"),
     "algo.comm.mode": ("dropout", "edges"), "run.seed_mode": ("vmap", "loop"),
     "run.loggers": tuple(LOGGERS),  # a list: each entry one of these (jsonl required)
     "algo.policy.agent_input": ("local", "dgat"), "algo.dgat.activation": ("elu", "tanh", "relu"),

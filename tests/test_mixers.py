@@ -182,3 +182,24 @@ def test_mixed_team_td_contract(name):
     again, _ = trainer.run_chunk(trainer.run_chunk(trainer.init_seeds(), jnp.int32(32))[0], jnp.int32(64))
     for x, y in zip(jax.tree.leaves(again.learner), jax.tree.leaves(carry.learner)):
         np.testing.assert_array_equal(x, y)
+
+
+def test_qmix_init_is_pytorchs_linear_default_or_flaxs():
+    """`torch` (the default, EPyMARL's): every kernel and bias U(±1/sqrt(fan_in)); `lecun`: Flax's
+    default (zero biases). The torch init's mixing weights are ~3x smaller per layer, so Q_tot's
+    slope in the utilities starts several times smaller (what QMIX on mpe-spread needed,
+    docs/results/jaxmarl_learning.md)."""
+    from netmarl.nets.mixers import make_qmix
+    state_dim = 54
+    torch = make_qmix(init="torch").init(jax.random.key(0), N, state_dim)["params"]
+    for name, layer in torch.items():
+        fan_in = layer["kernel"].shape[0]
+        for leaf in (layer["kernel"], layer["bias"]):
+            assert np.abs(leaf).max() <= 1.0 / np.sqrt(fan_in) and np.any(leaf), name
+        if layer["kernel"].size >= 1000:  # the uniform's std, 1/sqrt(3 fan_in)
+            assert np.std(layer["kernel"]) == pytest.approx(1.0 / np.sqrt(3 * fan_in), rel=0.1), name
+    lecun = make_qmix(init="lecun").init(jax.random.key(0), N, state_dim)["params"]
+    assert all(not np.any(layer["bias"]) for layer in lecun.values())
+    assert np.std(lecun["w1_1"]["kernel"]) == pytest.approx(1.0 / np.sqrt(64), rel=0.2)
+    with pytest.raises(ValueError, match="QMIX init 'xavier' is not known; accepted: torch, lecun"):
+        make_qmix(init="xavier")

@@ -43,36 +43,58 @@ def chosen(q: Array, a: Array) -> Array:
     return jnp.take_along_axis(q, a[:, None].astype(jnp.int32), -1)[:, 0]
 
 
+def _uniform_fan_in(key, shape, dtype=jnp.float32):
+    """U(±1/sqrt(fan_in)) with fan_in = shape[0]: PyTorch's nn.Linear default for a kernel [in, out]."""
+    bound = 1.0 / jnp.sqrt(shape[0])
+    return jax.random.uniform(key, shape, dtype, -bound, bound)
+
+
+def _dense(features: int, fan_in: int, init: str, name: str) -> nn.Dense:
+    """A Dense layer initialised as PyTorch's nn.Linear (`torch`: kernel and bias U(±1/sqrt(fan_in)))
+    or as Flax's default (`lecun`)."""
+    if init == "lecun":
+        return nn.Dense(features, name=name)
+    bias = lambda key, shape, dtype=jnp.float32: _uniform_fan_in(key, (fan_in, *shape), dtype)[0]  # noqa: E731
+    return nn.Dense(features, kernel_init=_uniform_fan_in, bias_init=bias, name=name)
+
+
 class _QMix(nn.Module):
     embed: int
     hyper_hidden: int
     activation: str
+    init_scheme: str = "torch"  # (`init` would shadow Module.init)
 
     @nn.compact
     def __call__(self, q, state):
-        n = q.shape[-1]
+        n, s = q.shape[-1], state.shape[-1]
+        dense = lambda out, fan_in, name: _dense(out, fan_in, self.init_scheme, name)  # noqa: E731
 
         def hyper(out, name):  # EPyMARL's hypernet_layers=2, or one linear layer if hyper_hidden=0
-            x = state if self.hyper_hidden == 0 else nn.relu(nn.Dense(self.hyper_hidden, name=f"{name}_0")(state))
-            return nn.Dense(out, name=f"{name}_1")(x)
+            if self.hyper_hidden == 0:
+                return dense(out, s, f"{name}_1")(state)
+            x = nn.relu(dense(self.hyper_hidden, s, f"{name}_0")(state))
+            return dense(out, self.hyper_hidden, f"{name}_1")(x)
 
         w1 = jnp.abs(hyper(n * self.embed, "w1")).reshape(n, self.embed)  # [N, E]
-        b1 = nn.Dense(self.embed, name="b1")(state)  # [E]
+        b1 = dense(self.embed, s, "b1")(state)  # [E]
         act = nn.elu if self.activation == "elu" else nn.relu
         hidden = act(q @ w1 + b1)  # [E]
         w2 = jnp.abs(hyper(self.embed, "w2"))  # [E]
-        b2 = nn.Dense(1, name="b2_1")(nn.relu(nn.Dense(self.embed, name="b2_0")(state)))[0]
+        b2 = dense(1, self.embed, "b2_1")(nn.relu(dense(self.embed, s, "b2_0")(state)))[0]
         return hidden @ w2 + b2
 
 
-def make_qmix(embed: int = 32, hyper_hidden: int = 64, activation: str = "elu") -> Mixer:
+def make_qmix(embed: int = 32, hyper_hidden: int = 64, activation: str = "elu", init: str = "torch") -> Mixer:
     """QMIX mixer with mixing embedding size `embed` and hypernetwork width `hyper_hidden` (0: the
-    W1 and w2 hypernetworks are single linear layers, as in the original QMIX)."""
+    W1 and w2 hypernetworks are single linear layers, as in the original QMIX); `init`: torch
+    (PyTorch's nn.Linear default, EPyMARL's) or lecun (Flax's default)."""
     if activation not in ("elu", "relu"):
         raise ValueError(f"QMIX activation {activation!r} is not known; accepted: elu, relu")
+    if init not in ("torch", "lecun"):
+        raise ValueError(f"QMIX init {init!r} is not known; accepted: torch, lecun")
     if hyper_hidden < 0:
         raise ValueError(f"QMIX hyper_hidden {hyper_hidden} must be >= 0 (0: one-layer hypernetworks)")
-    module = _QMix(embed, hyper_hidden, activation)
+    module = _QMix(embed, hyper_hidden, activation, init)
     return Mixer(lambda key, n, s: module.init(key, jnp.zeros(n), jnp.zeros(s)),
                  lambda params, q, a, avail, state: module.apply(params, chosen(q, a), state))
 
@@ -163,7 +185,7 @@ def make_qtran(num_actions: int, embed: int = 64) -> Mixer:
 
 # name -> builder(mixer config (netmarl.config.MixerConfig), num_actions) -> Mixer
 MIXERS: dict[str, Callable] = {
-    "qmix": lambda m, num_actions: make_qmix(m.embed, m.hyper_hidden, m.activation),
+    "qmix": lambda m, num_actions: make_qmix(m.embed, m.hyper_hidden, m.activation, m.init),
     "qplex": lambda m, num_actions: make_qplex(num_actions, m.embed, m.heads, m.stop_adv_grad),
     "qtran": lambda m, num_actions: make_qtran(num_actions, m.embed),
 }
