@@ -25,11 +25,11 @@ demo: $(STAMP)
 
 # The default suite (CI): everything but the `slow` learning runs, on both cores (docs/testing.md).
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -n 2 -m "not slow" --durations=15
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile -m "not slow" --durations=15
 
 # Everything, the calibrated multi-minute learning runs and the 20-kill fuzz included (nightly).
 test-all: $(STAMP)
-	$(BIN)/python -m pytest -q -n 2 --durations=15
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile --durations=15
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/env_throughput.py

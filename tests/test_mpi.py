@@ -122,6 +122,38 @@ def test_local_communicator_row_is_the_consensus_row():
     assert buffer.shape == (14,) and np.allclose(unflatten(buffer, spec)["a"], x)
 
 
+def test_hung_agent_stops_the_run_naming_it(mpi_env, tmp_path):
+    """Agent 2 sleeps forever before update 4 (a test hook): its neighbours' exchange hits the
+    12 s deadline, the error names agent 2, and the whole job aborts instead of hanging.
+
+    It runs before the equivalence test below and starts the same job (`--dist loadfile` keeps a
+    file on one worker), which then finds the agents' programs in the compilation cache: each
+    test alone stays under the default suite's 60 s."""
+    run_dir, deadline = tmp_path / "hang", 12
+    overrides = ["algo=dvdn_gt", *TINY, f"run.total_steps={STEPS['dvdn_gt']}", "run.eval_interval=150"]
+    proc = _agent({**mpi_env, "NETMARL_TEST_HANG": "2:4"}, run_dir, overrides, limit=400,
+                  deadline=deadline)
+    lines, hung_at = [], None
+    for line in proc.stdout:
+        lines.append(line)
+        if hung_at is None and "NETMARL_TEST_HANG" in line:
+            hung_at = time.monotonic()
+    proc.wait()
+    stopped_after, out = time.monotonic() - (hung_at or 0.0), "".join(lines)
+    assert hung_at is not None and proc.returncode not in (0, 124), out[-3000:]  # 124: `timeout`
+    assert stopped_after < deadline + 60, (stopped_after, out[-3000:])
+    assert re.search(rf"deadline of {deadline} s; still waiting for: [^\n]*agent 2 ", out), out[-3000:]
+    hung = int((run_dir / "agent_2" / "pid").read_text())
+    for _ in range(100):  # the job's abort kills the hung process too (allow it to be reaped)
+        try:
+            os.kill(hung, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail(f"the hung agent process {hung} outlived the job")
+
+
 # DVDN (GT) exercises every message type of DVDN and more (its gradient tracker too); plain DVDN
 # repeats the same path for ~60 s and so runs in `make test-all` only (issue 20's budget).
 @pytest.mark.parametrize("algo", [pytest.param("dvdn", marks=pytest.mark.slow), "dvdn_gt"])
@@ -275,34 +307,6 @@ def test_async_push_sum_agents_under_message_loss(mpi_env, tmp_path):
         counts.append(summary["messages"])
     dropped = sum(c["dropped"] for c in counts) / sum(c["sent"] for c in counts)
     assert 0.15 < dropped < 0.25, counts  # the simulated loss was in effect (~4,000 messages)
-
-
-def test_hung_agent_stops_the_run_naming_it(mpi_env, tmp_path):
-    """Agent 2 sleeps forever before update 12 (a test hook): its neighbours' exchange hits the
-    20 s deadline, the error names agent 2, and the whole job aborts instead of hanging."""
-    run_dir, deadline = tmp_path / "hang", 20
-    overrides = ["algo=dvdn", *TINY, "run.total_steps=800", "run.eval_interval=400"]
-    proc = _agent({**mpi_env, "NETMARL_TEST_HANG": "2:12"}, run_dir, overrides, limit=400,
-                  deadline=deadline)
-    lines, hung_at = [], None
-    for line in proc.stdout:
-        lines.append(line)
-        if hung_at is None and "NETMARL_TEST_HANG" in line:
-            hung_at = time.monotonic()
-    proc.wait()
-    stopped_after, out = time.monotonic() - (hung_at or 0.0), "".join(lines)
-    assert hung_at is not None and proc.returncode not in (0, 124), out[-3000:]  # 124: `timeout`
-    assert stopped_after < deadline + 60, (stopped_after, out[-3000:])
-    assert re.search(rf"deadline of {deadline} s; still waiting for: [^\n]*agent 2 ", out), out[-3000:]
-    hung = int((run_dir / "agent_2" / "pid").read_text())
-    for _ in range(100):  # the job's abort kills the hung process too (allow it to be reaped)
-        try:
-            os.kill(hung, 0)
-        except ProcessLookupError:
-            break
-        time.sleep(0.1)
-    else:
-        pytest.fail(f"the hung agent process {hung} outlived the job")
 
 
 def test_exchange_options_are_checked():

@@ -79,13 +79,14 @@ def render_episode(trainer: Trainer, params, key) -> tuple[list[np.ndarray], flo
     """Plays one greedy episode on the host, rendering every state: (frames, team return)."""
     env, learner = trainer.eval_env, trainer.learner
     act = jax.jit(lambda p, obs, h, avail, k: learner.act(p, obs, h, avail, jnp.float32(0.0), k))
+    reset, step = jax.jit(env.reset), jax.jit(env.step)  # one compile each, not one per primitive
     key, k_reset = jax.random.split(key)
-    state, ts = env.reset(k_reset)
+    state, ts = reset(k_reset)
     h, frames, total = learner.initial_hidden(), [env.render(state)], 0.0
     for _ in range(env.max_steps):
         key, k_act, k_step = jax.random.split(key, 3)
         actions, h = act(params, ts.obs, h, ts.avail, k_act)
-        state, ts = env.step(k_step, state, actions)
+        state, ts = step(k_step, state, actions)
         frames.append(env.render(state))
         total += float(ts.team_reward)
         if bool(ts.done):
