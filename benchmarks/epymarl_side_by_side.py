@@ -31,8 +31,9 @@ from typing import NamedTuple
 
 sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[1])]
 
-from side_by_side_lib import (ALGOS, AGENTS, LBF_TASK, TASKS, Budget, Setting, epymarl_args,  # noqa: E402
-                              make_setting, netmarl_overrides, parse_epymarl, parse_netmarl, task_spec)
+from side_by_side_lib import (ALGOS, AGENTS, DEFAULT_ALGOS, LBF_TASK, TASKS, Budget, Setting,  # noqa: E402
+                              epymarl_args, make_setting, netmarl_overrides, parse_epymarl, parse_netmarl,
+                              task_spec)
 from side_by_side_report import write_report  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,9 +44,6 @@ GET_EPYMARL = ("EPyMARL is needed: pass --epymarl (make side-by-side EPYMARL=<pa
                "(upstream commit cbc38c0; see its README), or clone "
                "https://github.com/uoe-agents/epymarl and check out cbc38c0")
 
-
-# PettingZoo's MPE for EPyMARL's pz wrapper (the last PettingZoo with MPE inside; pygame renders it)
-EPYMARL_PZ = ["pettingzoo==1.24.3", "pygame==2.6.1"]
 
 
 class Job(NamedTuple):
@@ -203,11 +201,11 @@ def ensure_epymarl(args) -> None:
                              "make it with the reference folder's setup_epymarl.sh VENV_PATH")
         print(f"making EPyMARL's venv {args.venv} with {setup} (about 2 minutes)", flush=True)
         subprocess.run(["bash", str(setup), str(args.venv)], check=True)
-    python = str(args.venv / "bin" / "python")
-    if args.task in TASKS and subprocess.run([python, "-c", "import pettingzoo.mpe"],
-                                             capture_output=True).returncode != 0:
-        print(f"adding PettingZoo's MPE to {args.venv} for {args.task}: {' '.join(EPYMARL_PZ)}", flush=True)
-        subprocess.run([python, "-m", "pip", "install", "-q", *EPYMARL_PZ], check=True)
+    python, spec = str(args.venv / "bin" / "python"), task_spec(args.task)
+    if spec.epymarl_packages and subprocess.run([python, "-c", f"import {spec.epymarl_module}"],
+                                                 capture_output=True).returncode != 0:
+        print(f"adding {' '.join(spec.epymarl_packages)} to {args.venv} for {args.task}", flush=True)
+        subprocess.run([python, "-m", "pip", "install", "-q", *spec.epymarl_packages], check=True)
 
 
 def parse_args(argv=None):
@@ -221,8 +219,8 @@ def parse_args(argv=None):
     parser.add_argument("--steps", type=int, help="env steps per run (default 1,000,000; quick 100k)")
     parser.add_argument("--interval", type=int, help="env steps between evaluations (50k; quick 10k)")
     parser.add_argument("--episodes", type=int, help="greedy episodes per evaluation (100; quick 32)")
-    parser.add_argument("--algos", default=",".join(ALGOS[:3]),
-                        help=f"of {', '.join(ALGOS)} (default: all but qmix)")
+    parser.add_argument("--algos", default=",".join(DEFAULT_ALGOS),
+                        help=f"of {', '.join(ALGOS)} (default {', '.join(DEFAULT_ALGOS)})")
     parser.add_argument("--agents", help=f"of {', '.join(AGENTS)} (default both; quick mlp)")
     parser.add_argument("--vmap-seeds", type=int, default=4, help="seeds vmapped per process (many seeds)")
     parser.add_argument("--many-seeds", help="settings measured with many seeds (default: the first; "

@@ -19,6 +19,7 @@ from typing import NamedTuple
 LBF_TASK = "Foraging-10x10-3p-3f"  # EPyMARL: lbforaging:<task>-v3; netmarl: lbf:<task> (rules v3)
 TIME_LIMIT = 50  # env steps per LBF episode (EPyMARL's env_args.time_limit; netmarl's max_steps)
 ALGOS = ("vdn", "vdn_ns", "iql", "qmix")  # EPyMARL config names
+DEFAULT_ALGOS = ("vdn", "vdn_ns", "iql")  # what the benchmark runs unless --algos names others
 AGENTS = ("mlp", "gru")  # EPyMARL: use_rnn=False / True (fc-relu-fc-relu-fc or fc-relu-GRU-fc)
 
 # netmarl's equivalent of each EPyMARL config (the values EPyMARL's src/config/algs/<algo>.yaml sets,
@@ -83,12 +84,16 @@ class Task(NamedTuple):
     time_limit: int  # env steps per episode (EPyMARL's env_args.time_limit)
     netmarl_env: tuple[str, ...]  # netmarl's env overrides
     title: str  # how the report names it
+    epymarl_packages: tuple[str, ...] = ()  # pinned packages EPyMARL's venv needs beyond its own
+    epymarl_module: str = ""  # the module that shows they are installed
 
 
 # Tasks beyond LBF's `Foraging-...` names (which need no entry). mpe-spread: PettingZoo's
 # simple_spread_v3 (EPyMARL's pz wrapper; its venv needs pettingzoo's MPE) = JaxMARL's
 # MPE_simple_spread_v3 (netmarl's preset; conformance with mpe2 in tests/test_mpe_conformance.py).
-TASKS = {"mpe-spread": Task("pz-mpe-simple-spread-v3", 25, ("env=mpe-spread",), "MPE simple_spread_v3")}
+# PettingZoo 1.24.3 is the last with MPE inside; pygame renders it.
+TASKS = {"mpe-spread": Task("pz-mpe-simple-spread-v3", 25, ("env=mpe-spread",), "MPE simple_spread_v3",
+                            ("pettingzoo==1.24.3", "pygame==2.6.1"), "pettingzoo.mpe")}
 
 
 def task_spec(task: str) -> Task:
