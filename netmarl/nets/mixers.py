@@ -54,6 +54,7 @@ def _dense(features: int, fan_in: int, init: str, name: str) -> nn.Dense:
     or as Flax's default (`lecun`)."""
     if init == "lecun":
         return nn.Dense(features, name=name)
+    # a bias's shape [out] lacks fan_in: draw it as the first row of a [fan_in, out] kernel-like draw
     bias = lambda key, shape, dtype=jnp.float32: _uniform_fan_in(key, (fan_in, *shape), dtype)[0]  # noqa: E731
     return nn.Dense(features, kernel_init=_uniform_fan_in, bias_init=bias, name=name)
 
