@@ -119,8 +119,10 @@ def epymarl_args(setting: Setting, budget: Budget, seed: int, task: str = LBF_TA
 
 
 def native_env(task: str = LBF_TASK) -> list[str]:
-    """netmarl's own LBF (rules v3, the package's) on `task`, with EPyMARL's time limit."""
-    return [f"env=lbf:{task}", f"env.options.max_steps={TIME_LIMIT}"]
+    """netmarl's own LBF (rules v3, the package's) on `task`, with EPyMARL's time limit and, as
+    EPyMARL's gymma wrapper reports, every action available (its agents explore and act among all 6;
+    with LBF's valid-action mask, netmarl's default, VDN learned 4x faster here)."""
+    return [f"env=lbf:{task}", f"env.options.max_steps={TIME_LIMIT}", "env.options.action_mask=false"]
 
 
 def package_env(task: str = LBF_TASK) -> list[str]:

@@ -110,6 +110,24 @@ def test_truncation_flag_separates_time_limit():
     assert bool(ts.terminated) and not bool(ts.truncated)
 
 
+def test_unmasked_actions_change_avail_only():
+    """action_mask=False (EPyMARL's gymma view): every action reported available, the same
+    transitions (an invalid action still becomes NONE), observations and rewards."""
+    masked, unmasked = make("lbf:Foraging-5x5-2p-1f"), make("lbf:Foraging-5x5-2p-1f", action_mask=False)
+    key = jax.random.key(3)
+    state, ts = masked.reset(key)
+    _, ts_u = unmasked.reset(key)
+    assert not np.asarray(ts.avail).all() and np.asarray(ts_u.avail).all()
+    for t in range(8):  # random actions, invalid ones included
+        actions = jax.random.randint(jax.random.fold_in(key, t), (2,), 0, 6)
+        state_m, ts = masked.step(key, state, actions)
+        state_u, ts_u = unmasked.step(key, state, actions)
+        jax.tree.map(np.testing.assert_array_equal, state_m, state_u)
+        np.testing.assert_array_equal(ts.obs, ts_u.obs)
+        np.testing.assert_array_equal(ts.reward, ts_u.reward)
+        state = state_m
+
+
 def _package_spawns(penv, n):
     players, foods = [], []
     for seed in range(n):

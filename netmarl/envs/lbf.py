@@ -49,6 +49,8 @@ class LBF(Environment):
       time_limit_truncation: report the time limit as truncation (True) or, as the package does, as
         an ordinary end of episode (False: terminated, so learners do not bootstrap).
       penalty: reward subtracted from every joiner of a failed LOAD.
+      action_mask: report the valid actions as `avail` (True), or every action as available (False:
+        what EPyMARL's gymma wrapper reports; an invalid action still becomes NONE either way).
       normalize_reward: divide rewards so that collecting every food sums to 1.
     """
 
@@ -62,6 +64,7 @@ class LBF(Environment):
     max_steps: int = 50
     time_limit_truncation: bool = True
     penalty: float = 0.0
+    action_mask: bool = True
     normalize_reward: bool = True
     min_player_level: int = 1
     max_player_level: int = 2
@@ -205,8 +208,8 @@ class LBF(Environment):
 
     def _timestep(self, state: LBFState, reward, terminated, truncated) -> TimeStep:
         obs = jax.vmap(self._observe, in_axes=(None, 0))(state, jnp.arange(self.num_players))
-        return make_timestep(obs, self.global_state(state), self.avail_actions(state), reward,
-                             terminated, truncated)
+        avail = self.avail_actions(state) if self.action_mask else jnp.ones((self.num_players, 6), bool)
+        return make_timestep(obs, self.global_state(state), avail, reward, terminated, truncated)
 
     def _observe(self, state: LBFState, i: Array) -> Array:
         """Agent i's vector observation [3F + 3P] (package layout: foods, then self, then others)."""
