@@ -24,8 +24,9 @@ AGENTS = ("mlp", "gru")  # EPyMARL: use_rnn=False / True (fc-relu-fc-relu-fc or 
 
 # netmarl's equivalent of each EPyMARL config (the values EPyMARL's src/config/algs/<algo>.yaml sets,
 # on top of its default.yaml; both systems use Adam, gamma 0.99, batch 32 episodes, buffer 5,000
-# episodes, hard target update every 200 episodes/updates, double Q, gradient clip 10, standardised
-# rewards, epsilon 1 -> 0.05, one environment and one update per episode). EPyMARL's common reward
+# episodes, hard target update every 200 updates, double Q, gradient clip 10, standardised
+# rewards, epsilon 1 -> 0.05, one environment and one update per episode, PyTorch's default init of
+# the agent networks). EPyMARL's common reward
 # (the sum of LBF's per-agent rewards) enters VDN's joint TD once (`equal` shares, R/N per agent,
 # summed) and every independent learner's TD whole (`team`: R for every agent).
 # EPyMARL's gymma envs end an episode at the time limit as if it were terminal: its episode runner
@@ -44,7 +45,7 @@ NETMARL_ALGOS = {
     "qmix": ["algo=qmix", "algo.reward_shares=equal", "algo.lr=0.0005", "algo.hidden=64",
              "algo.eps_anneal_steps=50000"],
 }
-NETMARL_COMMON = ["algo.layers=2", "algo.batch_size=32", "algo.buffer_size=5000",
+NETMARL_COMMON = ["algo.layers=2", "algo.agent_init=torch", "algo.batch_size=32", "algo.buffer_size=5000",
                   "algo.target_update_interval=200", "algo.double_q=true", "algo.grad_clip=10",
                   "algo.standardise_rewards=true", "algo.updates_per_iteration=1", "algo.gamma=0.99",
                   "algo.eps_start=1.0", "algo.eps_finish=0.05", "run.num_envs=1",

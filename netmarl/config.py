@@ -118,6 +118,8 @@ class AlgoConfig:
     agent: str = "gru"  # agent network: gru | mlp
     hidden: int = 64  # hidden units per layer
     layers: int = 2  # ReLU layers of the MLP agent (the GRU agent has one Dense layer, a GRU cell)
+    agent_init: str = "lecun"  # agent (and critic) networks' init: lecun (Flax's default) | torch
+    #   (PyTorch's nn.Linear / nn.GRUCell: U(±1/sqrt(fan_in)), biases too; EPyMARL's agents)
     lr: float = 5e-4  # Adam learning rate
     grad_clip: float = 10.0  # gradient-norm clip (per agent for separate parameters); <= 0: none
     gamma: float = 0.99  # discount
@@ -211,6 +213,7 @@ RANGES: dict[str, str] = {
 # dotted field -> accepted values (names checked by a registry, e.g. algo.team_td, are not here)
 CHOICES: dict[str, tuple[str, ...]] = {
     "algo.family": ("value", "policy"), "algo.agent": ("gru", "mlp"), "algo.optimizer": ("adam", "sgd"),
+    "algo.agent_init": ("lecun", "torch"),
     "algo.reward_shares": ("env", "equal", "team"), "algo.policy.critic_net": ("mlp", "gru"),
     "algo.policy.value_norm_scope": ("pooled", "agent"), "algo.replay_unit": ("episode", "transition"),
     "algo.gt_optimizer": ("sgd", "adam"), "algo.gt_combine": ("atc", "cta"),

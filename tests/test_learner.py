@@ -84,3 +84,24 @@ def test_reward_standardisation_keeps_shares_summing_to_the_standardised_team_re
     np.testing.assert_allclose(team_std.reward_shares(r, stats), [[1.0, 1.0]], rtol=1e-5)
     with pytest.raises(ValueError, match="reward_shares='none'.*accepted: env, equal, team"):
         _learner(reward_shares="none")
+
+
+@pytest.mark.parametrize("kind", ["mlp", "gru"])
+def test_agent_init_torch_is_pytorchs_default_and_lecun_flaxs(kind):
+    """algo.agent_init=torch (EPyMARL's agents): every Dense kernel and bias U(±1/sqrt(fan_in)), every
+    GRU weight and bias U(±1/sqrt(hidden)), as PyTorch's nn.Linear / nn.GRUCell; lecun (the default):
+    Flax's, zero biases."""
+    from netmarl.nets.agents import make_agent_net
+    obs_dim, hidden = 30, 64
+    torch = make_agent_net(kind, 6, hidden, 2, "torch").init(jax.random.key(0), obs_dim)["params"]
+    for path, leaf in jax.tree_util.tree_flatten_with_path(torch)[0]:
+        names = jax.tree_util.keystr(path)
+        fan_in = obs_dim if "Dense_0" in names else hidden
+        bound = fan_in ** -0.5
+        leaf = np.asarray(leaf)
+        assert np.abs(leaf).max() <= bound and np.abs(leaf).max() > 0.8 * bound, (names, bound)
+    lecun = make_agent_net(kind, 6, hidden, 2).init(jax.random.key(0), obs_dim)["params"]
+    assert jax.tree.structure(lecun) == jax.tree.structure(torch)
+    assert not np.asarray(lecun["Dense_0"]["bias"]).any()
+    with pytest.raises(ValueError, match="unknown agent network init 'xavier'; accepted: lecun, torch"):
+        make_agent_net(kind, 6, init="xavier")

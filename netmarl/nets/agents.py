@@ -1,6 +1,6 @@
 """Agent Q-networks behind a tiny init/apply interface, stacked on the agent axis.
 
-    net = make_agent_net("gru", num_actions, hidden=64)
+    net = make_agent_net("gru", num_actions, hidden=64)          # init="torch": EPyMARL's init
     params = init_agents(net, key, obs_dim, num_agents, shared=False)  # leaves [N, ...]
     q, h = apply_agents(net, params, obs [N, O], h [N, H], shared=False)            # q [N, A]
 
@@ -27,17 +27,34 @@ class AgentNet(NamedTuple):
     recurrent: bool
 
 
+INITS = ("lecun", "torch")  # Flax's default | PyTorch's (EPyMARL's): U(±1/sqrt(fan_in)), biases too
+
+
+def _uniform(bound: float):
+    return lambda key, shape, dtype=jnp.float32: jax.random.uniform(key, shape, dtype, -bound, bound)
+
+
+def _dense(features: int, fan_in: int, init: str, name: str) -> nn.Dense:
+    """Flax's default Dense (lecun normal kernel, zero bias) or PyTorch's nn.Linear init (kernel and
+    bias U(±1/sqrt(fan_in)))."""
+    if init == "lecun":
+        return nn.Dense(features, name=name)
+    bound = fan_in ** -0.5
+    return nn.Dense(features, kernel_init=_uniform(bound), bias_init=_uniform(bound), name=name)
+
+
 class _MLP(nn.Module):
     hidden: int
     layers: int
     num_actions: int
+    init_scheme: str = "lecun"  # (`init` would shadow Module.init)
 
     @nn.compact
     def __call__(self, obs, h):
         x = obs
-        for _ in range(self.layers):
-            x = nn.relu(nn.Dense(self.hidden)(x))
-        return nn.Dense(self.num_actions)(x), h
+        for i in range(self.layers):
+            x = nn.relu(_dense(self.hidden, x.shape[-1], self.init_scheme, f"Dense_{i}")(x))
+        return _dense(self.num_actions, x.shape[-1], self.init_scheme, f"Dense_{self.layers}")(x), h
 
 
 class _GRU(nn.Module):
@@ -45,12 +62,19 @@ class _GRU(nn.Module):
 
     hidden: int
     num_actions: int
+    init_scheme: str = "lecun"
 
     @nn.compact
     def __call__(self, obs, h):
-        x = nn.relu(nn.Dense(self.hidden)(obs))
-        h, x = nn.GRUCell(self.hidden)(h, x)
-        return nn.Dense(self.num_actions)(x), h
+        x = nn.relu(_dense(self.hidden, obs.shape[-1], self.init_scheme, "Dense_0")(obs))
+        if self.init_scheme == "lecun":
+            cell = nn.GRUCell(self.hidden, name="GRUCell_0")
+        else:  # PyTorch's GRUCell: every weight and bias U(±1/sqrt(hidden))
+            u = _uniform(self.hidden ** -0.5)
+            cell = nn.GRUCell(self.hidden, kernel_init=u, recurrent_kernel_init=u, bias_init=u,
+                              name="GRUCell_0")
+        h, x = cell(h, x)
+        return _dense(self.num_actions, self.hidden, self.init_scheme, "Dense_1")(x), h
 
 
 def _wrap(module: nn.Module, hidden_dim: int, recurrent: bool) -> AgentNet:
@@ -60,20 +84,24 @@ def _wrap(module: nn.Module, hidden_dim: int, recurrent: bool) -> AgentNet:
     return AgentNet(init, module.apply, hidden_dim, recurrent)
 
 
-# name -> constructor(num_actions, hidden, layers)
-AGENT_NETS: dict[str, Callable[[int, int, int], AgentNet]] = {
-    "mlp": lambda a, hidden, layers: _wrap(_MLP(hidden, layers, a), 1, False),
-    "gru": lambda a, hidden, layers: _wrap(_GRU(hidden, a), hidden, True),
+# name -> constructor(num_actions, hidden, layers, init)
+AGENT_NETS: dict[str, Callable[[int, int, int, str], AgentNet]] = {
+    "mlp": lambda a, hidden, layers, init: _wrap(_MLP(hidden, layers, a, init), 1, False),
+    "gru": lambda a, hidden, layers, init: _wrap(_GRU(hidden, a, init), hidden, True),
 }
 
 
-def make_agent_net(kind: str, num_actions: int, hidden: int = 64, layers: int = 2) -> AgentNet:
-    """An agent network by name: "mlp" (`layers` ReLU layers of `hidden` units) or "gru"."""
+def make_agent_net(kind: str, num_actions: int, hidden: int = 64, layers: int = 2,
+                   init: str = "lecun") -> AgentNet:
+    """An agent network by name: "mlp" (`layers` ReLU layers of `hidden` units) or "gru"; `init`:
+    lecun (Flax's default) or torch (PyTorch's nn.Linear / nn.GRUCell, as EPyMARL's agents)."""
     if kind not in AGENT_NETS:
         raise ValueError(f"unknown agent network {kind!r}; accepted: {', '.join(AGENT_NETS)}")
+    if init not in INITS:
+        raise ValueError(f"unknown agent network init {init!r}; accepted: {', '.join(INITS)}")
     if hidden < 1 or layers < 1:
         raise ValueError(f"agent network sizes must be positive, got hidden={hidden}, layers={layers}")
-    return AGENT_NETS[kind](num_actions, hidden, layers)
+    return AGENT_NETS[kind](num_actions, hidden, layers, init)
 
 
 def init_agents(net: AgentNet, key: Array, obs_dim: int, num_agents: int, shared: bool):

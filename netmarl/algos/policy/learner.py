@@ -65,9 +65,10 @@ class PolicyLearner:
         ids = env.num_agents if self.shared else 0
         self.actor_dim = self.inputs.dim + ids
         self.critic_dim = self.critic_input.dim(env, self.inputs.dim) + ids
-        self.actor = make_agent_net(config.agent, env.num_actions, config.hidden, config.layers)
+        self.actor = make_agent_net(config.agent, env.num_actions, config.hidden, config.layers,
+                                    config.agent_init)
         outputs = env.num_actions if self.critic_input.action_value else 1
-        self.critic = make_agent_net(p.critic_net, outputs, config.hidden, config.layers)
+        self.critic = make_agent_net(p.critic_net, outputs, config.hidden, config.layers, config.agent_init)
         self.others = None
         if self.advantage.others == "all":
             self.others = others_joint_actions(env.num_agents, env.num_actions)

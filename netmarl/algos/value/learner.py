@@ -113,7 +113,8 @@ class QLearner:
             c = config.comm
             self.schedule = make_schedule(c.topology, env.num_agents, c.p_drop, c.connected, c.mode,
                                           c.num_edges, c.seed)
-        self.net: AgentNet = make_agent_net(config.agent, env.num_actions, config.hidden, config.layers)
+        self.net: AgentNet = make_agent_net(config.agent, env.num_actions, config.hidden, config.layers,
+                                             config.agent_init)
         if self.team_td.mixer == "pairwise" and not self.pairwise:
             raise ValueError("team_td=pairvdn needs the pairwise learner: build learners with "
                              "netmarl.algos.value.pairvdn.make_learner")

@@ -38,7 +38,8 @@ class PairLearner(QLearner):
                              f"{config.shared_params}, agent={config.agent!r}, {env.num_agents} agents")
         super().__init__(config, env)
         self.mixer = None
-        self.net = make_agent_net("mlp", env.num_actions ** 2, config.hidden, config.layers)
+        self.net = make_agent_net("mlp", env.num_actions ** 2, config.hidden, config.layers,
+                                  config.agent_init)
         self.obs_dim = 2 * (env.obs_dim + env.num_agents)  # [o_i, id_i ; o_i⁺, id_i⁺]
 
     def prepare_obs(self, obs: Array) -> Array:
