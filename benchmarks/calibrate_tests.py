@@ -145,7 +145,8 @@ def ppo_training_return(algo: str, seeds: int, *overrides: str) -> np.ndarray:
     """test_ppo_solves_lbf_tiny's statistic for seeds 0 .. seeds-1 (vmapped): the training return
     (sum / episodes) over the last 4k of LBF_STEPS env steps on lbf-tiny."""
     trainer = Trainer(compose([f"algo={algo}", "env=lbf-tiny", f"seeds={seeds}", "algo.policy.entropy_coef=0.001",
-                               f"steps={LBF_STEPS}", "run.progress=false", *overrides]))
+                               "algo.target_update_interval=20", f"steps={LBF_STEPS}", "run.progress=false",
+                               *overrides]))
     carry, _ = trainer.run_chunk(trainer.init_seeds(), jnp.int32(LBF_STEPS - 4000))
     _, stats = trainer.run_chunk(carry, jnp.int32(LBF_STEPS))
     return np.asarray(stats.return_sum / stats.episodes)

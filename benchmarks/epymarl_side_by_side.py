@@ -3,12 +3,13 @@
     make side-by-side EPYMARL=/path/to/epymarl [SIDE_BY_SIDE_ARGS=--quick]
     python benchmarks/epymarl_side_by_side.py --epymarl /path/to/epymarl [--quick] [--seeds 5] ...
 
-Runs EPyMARL (its `vdn`, `vdn_ns` and `iql` configs, with MLP and GRU agents) and netmarl at the
+Runs EPyMARL (its `vdn`, `vdn_ns` and `iql` configs by default; `qmix` and the actor-critic configs
+`ia2c`, `maa2c`, `coma`, `ippo`, `mappo`, `pac_ns` with --algos; MLP and GRU agents) and netmarl at the
 same settings (benchmarks/side_by_side_lib.py) on lbforaging's Foraging-10x10-3p-3f-v3, same seeds,
 same env-step budget, one process per run pinned to one core (two runs at a time on two cores, the
 two systems interleaved so that both run under the same load); then netmarl's configuration for a
-user with many seeds (one process per core, each vmapping several seeds) and a profile of where a
-netmarl run's time goes. Writes docs/results/epymarl_side_by_side.{md,csv,json} and a plot
+user with many seeds (one process per core, each vmapping several seeds) and, for the value
+family, a profile of where a netmarl run's time goes. Writes docs/results/epymarl_side_by_side.{md,csv,json} and a plot
 (benchmarks/side_by_side_report.py).
 
 Resumable: every run has its directory under --runs; a run with a result.json is not run again,
@@ -66,7 +67,7 @@ def plan(settings: list[Setting], seeds: int, runs: Path, many_seeds: list[Setti
         for seed in range(seeds):
             for kind in ("epymarl", "netmarl"):
                 jobs.append(Job(kind, setting, seed, runs / f"{kind}-{setting.name}-s{seed}"))
-    jobs += [Job("profile", s, 0, runs / f"profile-{s.name}") for s in settings]
+    jobs += [Job("profile", s, 0, runs / f"profile-{s.name}") for s in settings if s.family == "value"]
     jobs += [Job("many-seeds", s, 100, runs / f"many-seeds-{s.name}") for s in many_seeds]
     return jobs
 

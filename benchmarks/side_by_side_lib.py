@@ -18,7 +18,9 @@ from typing import NamedTuple
 
 LBF_TASK = "Foraging-10x10-3p-3f"  # EPyMARL: lbforaging:<task>-v3; netmarl: lbf:<task> (rules v3)
 TIME_LIMIT = 50  # env steps per LBF episode (EPyMARL's env_args.time_limit; netmarl's max_steps)
-ALGOS = ("vdn", "vdn_ns", "iql", "qmix")  # EPyMARL config names
+VALUE_ALGOS = ("vdn", "vdn_ns", "iql", "qmix")  # EPyMARL config names
+POLICY_ALGOS = ("ia2c", "maa2c", "coma", "ippo", "mappo", "pac_ns")  # its actor-critic configs
+ALGOS = VALUE_ALGOS + POLICY_ALGOS
 DEFAULT_ALGOS = ("vdn", "vdn_ns", "iql")  # what the benchmark runs unless --algos names others
 AGENTS = ("mlp", "gru")  # EPyMARL: use_rnn=False / True (fc-relu-fc-relu-fc or fc-relu-GRU-fc)
 
@@ -44,12 +46,26 @@ NETMARL_ALGOS = {
     # hypernet_embed 64: netmarl's qmix defaults)
     "qmix": ["algo=qmix", "algo.reward_shares=equal", "algo.lr=0.0005", "algo.hidden=64",
              "algo.eps_anneal_steps=50000"],
+    # The actor-critic family: netmarl's configs of the same names hold EPyMARL's values (10 parallel
+    # envs, one update per iteration of their episodes, n-step critic targets, Adam, clip 10, common
+    # reward; conf/algo/<name>.yaml). EPyMARL's gymma state is the agents' concatenated observations,
+    # so the centralised V(z) critics (maa2c, mappo) see the joint observation.
+    "ia2c": ["algo=ia2c"],
+    "maa2c": ["algo=maa2c", "algo.policy.critic_input=joint_obs"],
+    "coma": ["algo=coma"],
+    "ippo": ["algo=ippo"],
+    "mappo": ["algo=mappo", "algo.policy.critic_input=joint_obs"],
+    "pac_ns": ["algo=pac"],  # its entropy anneals over 80 % of the budget: netmarl_overrides
 }
 NETMARL_COMMON = ["algo.layers=2", "algo.agent_init=torch", "algo.batch_size=32", "algo.buffer_size=5000",
                   "algo.target_update_interval=200", "algo.double_q=true", "algo.grad_clip=10",
                   "algo.standardise_rewards=true", "algo.updates_per_iteration=1", "algo.gamma=0.99",
                   "algo.eps_start=1.0", "algo.eps_finish=0.05", "run.num_envs=1",
                   "algo.bootstrap_truncation=false"]
+# EPyMARL's soft_policies selector samples from pi in its test episodes too (it ignores test_greedy),
+# so its test return is the stochastic policy's: netmarl's evaluation samples as well.
+POLICY_COMMON = ["algo.agent_init=torch", "algo.bootstrap_truncation=false", "algo.policy.eval_sample=true"]
+PAC_ENTROPY_END = 0.8  # EPyMARL pac_ns's entropy_end_ratio: the entropy anneals over this share of t_max
 
 
 class Setting(NamedTuple):
@@ -61,6 +77,11 @@ class Setting(NamedTuple):
     @property
     def name(self) -> str:
         return f"{self.algo}-{self.agent}"
+
+    @property
+    def family(self) -> str:
+        """value (replay, epsilon-greedy, one update per episode) or policy (on-policy actor-critic)."""
+        return "policy" if self.algo in POLICY_ALGOS else "value"
 
 
 class Budget(NamedTuple):
@@ -135,7 +156,10 @@ def netmarl_overrides(setting: Setting, budget: Budget, seed: int, run_dir: str,
                       env: list[str] | None = None) -> list[str]:
     """`netmarl train` overrides for the same setting; `seeds` > 1 vmaps seeds seed, seed + 1, ...;
     `env`: the environment overrides (default: `native_env()`; a task's: `task_spec(t).netmarl_env`)."""
-    return [*NETMARL_ALGOS[setting.algo], *NETMARL_COMMON, f"algo.agent={setting.agent}",
+    common = POLICY_COMMON if setting.family == "policy" else NETMARL_COMMON
+    if setting.algo == "pac_ns":
+        common = [*common, f"algo.policy.entropy_anneal_steps={int(PAC_ENTROPY_END * budget.steps)}"]
+    return [*NETMARL_ALGOS[setting.algo], *common, f"algo.agent={setting.agent}",
             *(native_env() if env is None else env),
             f"run.total_steps={budget.steps}", f"run.eval_interval={budget.interval}",
             f"run.eval_episodes={budget.episodes}", f"run.seed={seed}", f"run.seeds={seeds}",

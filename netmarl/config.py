@@ -99,6 +99,8 @@ class PolicyConfig:
     #   statistic) | agent: each agent's critic standardises by its own targets' statistics
     max_joint_actions: int = 4096  # advantage=pareto enumerates the A^(N-1) joint actions a_-i of
     #   the others exactly; refused above this many (see docs/algorithms.md)
+    eval_sample: bool = False  # evaluation samples a ~ pi (EPyMARL's soft_policies selector does so
+    #   in its test episodes too) instead of taking the most probable action
 
 
 @dataclass

@@ -78,6 +78,7 @@ def _assert_rows_equal(run_dir: Path, params, nudged) -> None:
     ("algo.policy.value_norm_scope=pooled", "accepted: algo.policy.value_norm_scope=agent"),
     ("algo.policy.critic_input=state", "accepted: local"),
     ("algo.comm.exchange=async", "accepted: exchange=sync"),
+    ("algo.policy.eval_sample=true", "eval_sample=true is not supported"),
 ])
 def test_unsupported_dg_mappo_settings_are_refused(override, message):
     from netmarl.cli import compose

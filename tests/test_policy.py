@@ -292,3 +292,25 @@ def test_value_normaliser_pooled_or_per_agent():
     learner = PolicyLearner(compose(["algo=dg_mappo", "env=matrix:cycle-climbing-3"]).algo,
                             make("matrix:cycle-climbing-3"))
     assert learner.init(jax.random.PRNGKey(0)).value_stats.mean.shape == (3,)
+
+
+def test_eval_sample_draws_from_the_policy_and_the_default_takes_its_mode():
+    """algo.policy.eval_sample=true (EPyMARL's soft_policies selector, which samples in its test
+    episodes too): evaluation actions are draws of π; the default is π's most probable action."""
+    env = make("matrix:climbing")
+    config = compose(["algo=mappo_ns", "env=matrix:climbing", "algo.hidden=8"]).algo
+    sampled = PolicyLearner(compose(["algo=mappo_ns", "env=matrix:climbing", "algo.hidden=8",
+                                     "algo.policy.eval_sample=true"]).algo, env)
+    greedy = PolicyLearner(config, env)
+    params = jax.jit(greedy.init)(jax.random.PRNGKey(0)).params
+    _, ts = env.reset(jax.random.PRNGKey(0))
+    h = greedy.initial_hidden()
+    logits = greedy._logits(params, ts.obs, h, ts.avail, None)[0]  # [N, A]
+
+    def actions(learner):
+        act = jax.jit(jax.vmap(lambda k: learner.act(params, ts.obs, h, ts.avail, jnp.float32(0.0), k)[0]))
+        return np.asarray(act(jax.random.split(jax.random.PRNGKey(1), 4000)))  # [4000, N]
+
+    np.testing.assert_array_equal(actions(greedy), np.broadcast_to(np.argmax(logits, -1), (4000, 2)))
+    freq = np.stack([np.bincount(a, minlength=3) / 4000 for a in actions(sampled).T])  # [N, A]
+    np.testing.assert_allclose(freq, jax.nn.softmax(logits, -1), atol=0.03)  # 4000 draws: sd <= 0.008

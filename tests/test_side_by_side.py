@@ -63,7 +63,7 @@ def test_netmarl_overrides_compose_to_the_intended_config(tmp_path):
     assert (vdn_ns.algo.team_td, vdn_ns.algo.shared_params, vdn_ns.algo.reward_shares) == ("vdn", False, "equal")
     qmix = compose(lib.netmarl_overrides(lib.make_setting("qmix", "mlp"), budget, 0, str(tmp_path / "r")))
     assert (qmix.algo.team_td, qmix.algo.shared_params, qmix.algo.mixer.embed) == ("qmix", True, 32)
-    with pytest.raises(ValueError, match="accepted algorithms: vdn, vdn_ns, iql, qmix"):
+    with pytest.raises(ValueError, match="accepted algorithms: vdn, vdn_ns, iql, qmix, ia2c"):
         lib.make_setting("qplex", "mlp")
 
 
@@ -85,13 +85,56 @@ def test_tasks_name_the_same_env_in_both_systems(tmp_path):
         lib.task_spec("smax:3m")
 
 
-@pytest.mark.skipif(not EPYMARL.is_dir(), reason="the EPyMARL reference copy is not on this machine")
-@pytest.mark.parametrize("algo", lib.ALGOS)
-def test_netmarl_settings_equal_epymarls_own_config(algo):
-    """The oracle: the values netmarl is given are those of EPyMARL's default.yaml + algs/<algo>.yaml."""
+def _epymarl_config(algo: str) -> dict:
     import yaml
     config = yaml.safe_load((EPYMARL / "src/config/default.yaml").read_text())
     config.update(yaml.safe_load((EPYMARL / f"src/config/algs/{algo}.yaml").read_text()))
+    return config
+
+
+@pytest.mark.skipif(not EPYMARL.is_dir(), reason="the EPyMARL reference copy is not on this machine")
+@pytest.mark.parametrize("algo", lib.POLICY_ALGOS)
+def test_netmarl_actor_critic_settings_equal_epymarls_own_config(algo, tmp_path):
+    """The oracle for the actor-critic family: the composed netmarl config of each setting against
+    EPyMARL's default.yaml + algs/<algo>.yaml (its learners count the target period in critic
+    training steps, one per batch of batch_size_run episodes: netmarl's iterations)."""
+    from netmarl.cli import compose
+    config = _epymarl_config(algo)
+    budget = lib.Budget(steps=500_500, interval=50_000, episodes=100)
+    ours = compose(lib.netmarl_overrides(lib.make_setting(algo, "gru"), budget, 0, str(tmp_path / "r")))
+    a, p = ours.algo, ours.algo.policy
+    assert a.family == "policy" and ours.run.num_envs == config["batch_size_run"] == config["batch_size"]
+    assert (a.lr, a.hidden, a.grad_clip, a.gamma) == (config["lr"], config["hidden_dim"],
+                                                      config["grad_norm_clip"], config["gamma"])
+    assert a.standardise_rewards == config["standardise_rewards"] and a.reward_shares == "team"
+    assert a.shared_params == (config.get("mac", "basic_mac") != "non_shared_mac") == config["obs_agent_id"]
+    tau = config["target_update_interval_or_tau"]
+    assert (a.target_update_interval, a.target_tau) == ((1, tau) if tau <= 1 else (tau, 1.0))
+    assert p.n_step == config["q_nstep"]
+    assert p.policy_loss == ("ppo" if config["learner"] == "ppo_learner" else "a2c")
+    if p.policy_loss == "ppo":
+        assert (p.epochs, p.clip_eps) == (config["epochs"], config["eps_clip"])
+    if "initial_entropy_coef" in config:  # Pareto-AC: annealed over entropy_end_ratio of the budget
+        assert (p.entropy_start, p.entropy_coef) == (config["initial_entropy_coef"], config["final_entropy_coef"])
+        assert p.entropy_anneal_steps == int(config["entropy_end_ratio"] * budget.steps)
+    else:
+        assert p.entropy_coef == config["entropy_coef"] and p.entropy_start is None
+    critic = {"ac_critic": "local", "cv_critic": "joint_obs", "coma_critic": "joint_action",
+              "pac_critic_ns": "joint_action"}
+    assert p.critic_input == critic[config["critic_type"]]
+    assert (a.agent, a.agent_init, a.bootstrap_truncation, p.eval_sample) == ("gru", "torch", False, True)
+    # EPyMARL's soft_policies selector samples in test mode too: netmarl's evaluation must sample
+    selectors = (EPYMARL / "src/components/action_selectors.py").read_text()
+    soft = selectors.split("class SoftPoliciesSelector")[1].split("REGISTRY")[0]
+    assert config["action_selector"] == "soft_policies" and "m.sample()" in soft and "test_mode" not in soft.split(
+        "def select_action")[1].split("\n", 1)[1]
+
+
+@pytest.mark.skipif(not EPYMARL.is_dir(), reason="the EPyMARL reference copy is not on this machine")
+@pytest.mark.parametrize("algo", lib.VALUE_ALGOS)
+def test_netmarl_settings_equal_epymarls_own_config(algo):
+    """The oracle: the values netmarl is given are those of EPyMARL's default.yaml + algs/<algo>.yaml."""
+    config = _epymarl_config(algo)
     given = dict(o.split("=", 1) for o in lib.NETMARL_ALGOS[algo] + lib.NETMARL_COMMON if "." in o.split("=")[0])
     assert float(given["algo.lr"]) == config["lr"]
     assert int(given["algo.hidden"]) == config["hidden_dim"]

@@ -235,6 +235,9 @@ def _check_dg_mappo(config: TrainConfig) -> None:
         raise ValueError(f"netmarl agent algo=dg_mappo: algo.comm.exchange={comm.exchange!r}, "
                          f"algo.comm.log_jtd_error={comm.log_jtd_error}; accepted: exchange=sync, "
                          "log_jtd_error=false (D-GAT's hops need every neighbour's message)")
+    if p.eval_sample:
+        raise ValueError("netmarl agent algo=dg_mappo: algo.policy.eval_sample=true is not supported "
+                         "(the agent processes evaluate the most probable action); accepted: false")
     if config.env.eval_options:
         raise ValueError(f"netmarl agent algo=dg_mappo: env.eval_options={config.env.eval_options} "
                          "is not supported (the environment rank plays one environment); accepted: {}")

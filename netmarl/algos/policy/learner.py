@@ -120,12 +120,16 @@ class PolicyLearner:
         return jnp.where(avail, logits, MASKED), h
 
     def act(self, params, obs: Array, h: Array, avail: Array, epsilon: Array, key: Array, graph=None):
-        """Evaluation: the most probable action, ε-greedy (ε = 1: uniform over available actions).
-        obs [N, O], h [N, H], avail [N, A], graph [N, N] (communicating agents; None: drawn from
-        `key`) -> (actions [N] int32, h')."""
+        """Evaluation: the most probable action (with algo.policy.eval_sample: a ~ π), ε-greedy (ε = 1:
+        uniform over available actions). obs [N, O], h [N, H], avail [N, A], graph [N, N]
+        (communicating agents; None: drawn from `key`) -> (actions [N] int32, h')."""
         logits, h = self._logits(params, obs, h, avail, self._graph(graph, key))
         explore, random = exploration_draws(key, avail, epsilon)
-        return jnp.where(explore, random, jnp.argmax(logits, -1)).astype(jnp.int32), h
+        if self.config.policy.eval_sample:
+            chosen = jax.random.categorical(jax.random.fold_in(key, 1), logits)
+        else:
+            chosen = jnp.argmax(logits, -1)
+        return jnp.where(explore, random, chosen).astype(jnp.int32), h
 
     def sample(self, params, obs: Array, h: Array, avail: Array, epsilon: Array, key: Array, graph=None):
         """Training: a ~ π(· | h_i) (ε unused). -> (actions [N] int32, h')."""
