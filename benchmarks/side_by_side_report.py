@@ -217,7 +217,7 @@ def settings_section(budget, seeds: int, done: dict, task: str) -> list[str]:
     families = {}
     for _, setting in done:
         families.setdefault(setting.family, {})[setting.algo] = True
-    config_lines = [f"- {family} family, EPyMARL's own {', '.join(f'`{a}`' for a in algos)} configs with "
+    config_lines = [f"- {family.capitalize()} family: EPyMARL's own {', '.join(f'`{a}`' for a in algos)} configs with "
                     f"`use_rnn` False (MLP) or True (GRU); netmarl the same values "
                     f"(benchmarks/side_by_side_lib.py: NETMARL_ALGOS, "
                     f"{'POLICY_COMMON' if family == 'policy' else 'NETMARL_COMMON'}): "
