@@ -163,3 +163,11 @@ def test_evaluation_reports_smax_win_rate():
     assert set(np.asarray(outcomes["won"]).tolist()) <= {0.0, 1.0}
     np.testing.assert_array_equal(outcomes["won"] == 1, np.asarray(returns) > 1.5)
     assert episode_outcomes(None, jnp.ones((2, 5), bool)) == {}  # environments without info
+
+
+def test_eval_summary_reports_outcome_rates():
+    """`netmarl eval`'s summary: each outcome's rate overall and per seed (SMAX's win rate)."""
+    from netmarl.train.evaluate import summarise
+    out = summarise(np.array([[2.0, 1.0], [2.0, 2.0]]), {"won": np.array([[1.0, 0.0], [1.0, 1.0]])})
+    assert out["mean_won"] == 0.75 and [s["won"] for s in out["per_seed"]] == [0.5, 1.0]
+    assert out["mean_return"] == 1.75 and "mean_won" not in summarise(np.zeros((1, 2)))

@@ -37,11 +37,16 @@ def load_run(path: str, eval_episodes: int | None = None,
     return trainer, carry, meta
 
 
-def summarise(returns: np.ndarray) -> dict:
-    """Team returns [seeds, episodes] -> mean, and per seed the mean, population std and returns."""
+def summarise(returns: np.ndarray, outcomes: dict | None = None) -> dict:
+    """Team returns [seeds, episodes] -> mean, and per seed the mean, population std and returns;
+    each episode outcome {name: [seeds, episodes]} (e.g. SMAX's "won") adds its rate overall
+    (`mean_<name>`) and per seed (`<name>`)."""
+    outcomes = {k: np.asarray(v) for k, v in (outcomes or {}).items()}
+    per_seed = [{"mean": float(r.mean()), "std": float(r.std()),
+                 **{k: float(v[i].mean()) for k, v in outcomes.items()}, "returns": r.tolist()}
+                for i, r in enumerate(returns)]
     return {"mean_return": float(returns.mean()),
-            "per_seed": [{"mean": float(r.mean()), "std": float(r.std()), "returns": r.tolist()}
-                         for r in returns]}
+            **{f"mean_{k}": float(v.mean()) for k, v in outcomes.items()}, "per_seed": per_seed}
 
 
 def random_policy_returns(config: TrainConfig, episodes: int, env_options: dict | None = None) -> dict:
@@ -54,16 +59,18 @@ def random_policy_returns(config: TrainConfig, episodes: int, env_options: dict 
 
 def evaluate_run(path: str, episodes: int, render: str | None = None, seed_index: int = 0,
                  env_options: dict | None = None) -> dict:
-    """Greedy team returns of every seed; optionally a GIF of one greedy episode."""
+    """Greedy team returns of every seed (and the rate of each episode outcome, e.g. SMAX's "won");
+    optionally a GIF of one greedy episode."""
     if episodes < 1:
         raise ValueError(f"--episodes {episodes} must be positive")
     if render and is_host(RunDir.open(path).read_config().env.name):
         raise ValueError("--render needs a netmarl JAX environment; this run trained on a host-stepped "
                          "Gymnasium / PettingZoo env (render it with that library's own tools)")
     trainer, carry, meta = load_run(path, episodes, env_options)
-    returns = np.asarray(trainer.evaluate(carry, jnp.int32(FINAL_POINT)))
+    returns, outcomes = trainer.evaluate_outcomes(carry, jnp.int32(FINAL_POINT))
+    returns = np.asarray(returns)
     result = {"run": path, "checkpoint_point": meta["point"], "episodes": episodes,
-              "env_options": env_options or {}, **summarise(returns)}
+              "env_options": env_options or {}, **summarise(returns, outcomes)}
     if render:
         seeds = returns.shape[0]
         if not 0 <= seed_index < seeds:
