@@ -17,6 +17,10 @@ run's final policy greedily for E episodes on each named variant of the evaluati
 longer horizons) into <run>/final_eval.json, and `final_table.md/.csv` tabulates them; the
 pseudo-algorithm `random` in `algos` is the uniformly random policy, evaluated the same way.
 
+An algorithm `name@variant` in `algos` trains conf/algo/<name> with the variant's `algo_overrides`,
+under its own run directories and table column (its algo.name is `name@variant`): protocols of one
+algorithm side by side (e.g. vdn-ps-ceiling.yaml).
+
 `seed_axis: vmap` trains each cell's seeds as one vmapped run `<dir>/<task>_<algo>` (tiny tasks such
 as matrix games, where one compilation per cell dominates); `report: {name: R, doc: PATH}` then
 writes a study document with the registered report R (REPORTS) from the finished runs.
@@ -119,7 +123,8 @@ def plan(experiment: dict, root: Path, seeds: int | None = None, steps: int | No
     shared = list(experiment.get("overrides", []))
     per_task, per_algo = _keyed_overrides(experiment, "task"), _keyed_overrides(experiment, "algo")
     extra = [f"run.total_steps={steps}"] if steps is not None else []
-    cells = {(task, algo): (*shared, *per_task.get(task, []), *per_algo.get(algo, []), *extra)
+    cells = {(task, algo): (*shared, *per_task.get(task, []), *_variant_name(algo), *per_algo.get(algo, []),
+                            *extra)
              for task in experiment["tasks"] for algo in experiment["algos"]}
     budgets = {cell: _budget(*cell, overrides) for cell, overrides in cells.items()}
     seeds = seeds or experiment["seeds"]
@@ -140,13 +145,23 @@ def _keyed_overrides(experiment: dict, kind: str) -> dict[str, list[str]]:
     return keyed
 
 
+def base_algo(algo: str) -> str:
+    """The conf/algo name of a grid's algorithm: `name` of `name@variant`."""
+    return algo.partition("@")[0]
+
+
+def _variant_name(algo: str) -> list[str]:
+    """A variant `name@variant` is its own column: algo.name names it in run records and tables."""
+    return [f"algo.name={algo}"] if "@" in algo else []
+
+
 def _budget(task: str, algo: str, overrides: tuple[str, ...]) -> int:
     """run.total_steps of the cell's composed config (overrides may set it through an experiment)."""
     from netmarl.cli import compose
 
     if algo == RANDOM:
         return 0
-    return compose([*overrides, f"env={task}", f"algo={algo}"]).run.total_steps
+    return compose([*overrides, f"env={task}", f"algo={base_algo(algo)}"]).run.total_steps
 
 
 def execute(run: Run) -> None:
@@ -165,8 +180,9 @@ def execute(run: Run) -> None:
 
 
 def _run_overrides(run: Run, algo: str) -> list[str]:
-    return [*run.overrides, f"env={run.task}", f"algo={algo}", f"run.seed={run.seed}", f"run.seeds={run.seeds}",
-            f"run.dir={run.path.parent}", f"run.id={run.path.name}", "run.progress=false"]
+    return [*run.overrides, f"env={run.task}", f"algo={base_algo(algo)}", f"run.seed={run.seed}",
+            f"run.seeds={run.seeds}", f"run.dir={run.path.parent}", f"run.id={run.path.name}",
+            "run.progress=false"]
 
 
 def final_evaluation(run: Run) -> None:

@@ -261,6 +261,18 @@ def test_vmapped_seed_axis_plans_one_run_per_cell_with_all_seeds(tmp_path):
     assert "run.seeds=2" in _run_overrides(runs[0], "iql")
 
 
+def test_algorithm_variants_are_their_own_columns(tmp_path):
+    """`name@variant` trains conf/algo/<name> with the variant's overrides, named name@variant."""
+    from netmarl.reproduce import _run_overrides
+    path = _write(tmp_path, EXPERIMENT.replace("algos: [iql, vdn]", "algos: [vdn, vdn@fast]")
+                  .replace("{vdn: [algo.lr=0.01]}", "{vdn@fast: [algo.lr=0.01]}"))
+    runs = plan(load_experiment(str(path)), tmp_path / "out", steps=300)
+    assert [r.path.name for r in runs][1:3] == ["matrix:climbing_vdn_s1", "matrix:climbing_vdn@fast_s0"]
+    plain, variant = (compose(_run_overrides(r, r.algo)).algo for r in (runs[0], runs[2]))
+    assert (plain.name, plain.team_td, plain.lr) == ("vdn", "vdn", compose(["algo=vdn"]).algo.lr)
+    assert (variant.name, variant.team_td, variant.lr) == ("vdn@fast", "vdn", 0.01)
+
+
 @pytest.mark.parametrize("bad, message", [("seed_axis: each\n", "seed_axis 'each'"),
                                           ("report: {name: nope}\n", "decomposition-games")])
 def test_bad_seed_axis_or_report_is_refused(tmp_path, bad, message):
