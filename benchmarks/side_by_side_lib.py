@@ -53,9 +53,12 @@ NETMARL_ALGOS = {
     "ia2c": ["algo=ia2c"],
     "maa2c": ["algo=maa2c", "algo.policy.critic_input=joint_obs"],
     "coma": ["algo=coma"],
-    "ippo": ["algo=ippo"],
-    "mappo": ["algo=mappo", "algo.policy.critic_input=joint_obs"],
-    "pac_ns": ["algo=pac"],  # its entropy anneals over 80 % of the budget: netmarl_overrides
+    # EPyMARL's ppo_learner recomputes A = G - V with the current critic before every epoch
+    "ippo": ["algo=ippo", "algo.policy.refresh_advantages=true"],
+    "mappo": ["algo=mappo", "algo.policy.critic_input=joint_obs", "algo.policy.refresh_advantages=true"],
+    # its entropy anneals over 80 % of the budget (netmarl_overrides); its n-step returns, unlike the
+    # other actor-critic learners', never bootstrap after an episode's last step
+    "pac_ns": ["algo=pac", "algo.bootstrap_truncation=false"],
 }
 NETMARL_COMMON = ["algo.layers=2", "algo.agent_init=torch", "algo.batch_size=32", "algo.buffer_size=5000",
                   "algo.target_update_interval=200", "algo.double_q=true", "algo.grad_clip=10",
@@ -63,8 +66,10 @@ NETMARL_COMMON = ["algo.layers=2", "algo.agent_init=torch", "algo.batch_size=32"
                   "algo.eps_start=1.0", "algo.eps_finish=0.05", "run.num_envs=1",
                   "algo.bootstrap_truncation=false"]
 # EPyMARL's soft_policies selector samples from pi in its test episodes too (it ignores test_greedy),
-# so its test return is the stochastic policy's: netmarl's evaluation samples as well.
-POLICY_COMMON = ["algo.agent_init=torch", "algo.bootstrap_truncation=false", "algo.policy.eval_sample=true"]
+# so its test return is the stochastic policy's: netmarl's evaluation samples as well. Its a2c, ppo
+# and coma learners' n-step returns add the value of the observation after an episode's last step
+# unmasked (`add_value_last_step`): they bootstrap at the time limit, netmarl's default.
+POLICY_COMMON = ["algo.agent_init=torch", "algo.policy.eval_sample=true"]
 PAC_ENTROPY_END = 0.8  # EPyMARL pac_ns's entropy_end_ratio: the entropy anneals over this share of t_max
 
 

@@ -189,20 +189,25 @@ def floor_and_profile(done: dict, settings: list[Setting]) -> list[str]:
 
 
 # What both families share with EPyMARL (the settings section's sentence for each family follows).
-SHARED = ("the time limit terminal (no bootstrap past it: EPyMARL's gymma envs never flag it as a "
-          "limit; netmarl `algo.bootstrap_truncation=false`), every action available (EPyMARL's gymma "
+SHARED = ("every action available (EPyMARL's gymma "
           "wrapper reports no action mask; netmarl's LBF `env.options.action_mask=false`), agent "
           "networks initialised as PyTorch's nn.Linear / nn.GRUCell (`algo.agent_init=torch`; "
           "PyTorch's GRUCell has two biases per gate where Flax's has one on the reset and update "
           "gates); the random streams differ (same seed numbers, different generators).")
 FAMILY_SETTINGS = {
-    "value": "one environment, one update per episode on 32 episodes, buffer 5,000 episodes, Adam, "
+    "value": "the time limit terminal (no bootstrap past it: EPyMARL's gymma envs never flag it as a "
+             "limit; netmarl `algo.bootstrap_truncation=false`), "
+             "one environment, one update per episode on 32 episodes, buffer 5,000 episodes, Adam, "
              "target every 200 updates (both count it in updates), double Q, clip 10, standardised "
              "common reward; greedy evaluation. Known difference: EPyMARL's running reward statistics "
              "include the zero padding of episodes that ended early in a batch, netmarl's only real steps",
     "policy": "netmarl's configs of the same names (`conf/algo/`; EPyMARL's pac_ns is netmarl's pac): "
               "10 parallel environments, one update per iteration of their 10 episodes, n-step critic "
-              "targets, Adam, clip 10, common reward; MAA2C's and MAPPO's centralised critics see the "
+              "targets, Adam, clip 10, common reward; the n-step targets bootstrap after an episode's "
+              "last step, so at the time limit (EPyMARL's `add_value_last_step`; its pac learner does "
+              "not, nor does netmarl's pac here); PPO recomputes the advantages with the current critic "
+              "before every epoch (`algo.policy.refresh_advantages=true`); MAA2C's and MAPPO's "
+              "centralised critics see the "
               "joint observation (EPyMARL's gymma state); evaluation samples from the policies as "
               "EPyMARL's soft_policies selector does (`algo.policy.eval_sample=true`), and EPyMARL's "
               "parallel runner plays the test episodes in batches of 10 (a multiple of 10 at most the "

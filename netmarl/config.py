@@ -101,6 +101,8 @@ class PolicyConfig:
     #   the others exactly; refused above this many (see docs/algorithms.md)
     eval_sample: bool = False  # evaluation samples a ~ pi (EPyMARL's soft_policies selector does so
     #   in its test episodes too) instead of taking the most probable action
+    refresh_advantages: bool = False  # advantage=td: A = G - V(current critic) again before every
+    #   epoch (EPyMARL's ppo_learner), instead of once per iteration with the collecting critic
 
 
 @dataclass

@@ -314,3 +314,21 @@ def test_eval_sample_draws_from_the_policy_and_the_default_takes_its_mode():
     np.testing.assert_array_equal(actions(greedy), np.broadcast_to(np.argmax(logits, -1), (4000, 2)))
     freq = np.stack([np.bincount(a, minlength=3) / 4000 for a in actions(sampled).T])  # [N, A]
     np.testing.assert_allclose(freq, jax.nn.softmax(logits, -1), atol=0.03)  # 4000 draws: sd <= 0.008
+
+
+def test_refreshed_advantages_start_from_the_iterations_and_need_td():
+    """algo.policy.refresh_advantages (EPyMARL's ppo_learner): before the first epoch the critic is
+    the collecting one, so the refreshed A = G - V equals the iteration's; other advantages refused."""
+    from netmarl.algos.policy.update import prepare_batch, refreshed
+    overrides = ["algo=ippo_ns", "env=matrix:climbing", "algo.hidden=8", "run.num_envs=2",
+                 "algo.policy.refresh_advantages=true"]
+    trainer = Trainer(compose(overrides))
+    carry = jax.tree.map(lambda x: x[0], trainer.init_seeds())
+    learner, state = trainer.learner, carry.learner
+    batch, state = jax.jit(lambda s, e, k: prepare_batch(learner, s, e, k))(
+        state, jax.jit(trainer.collect)(carry), jax.random.PRNGKey(2))
+    mask = np.asarray(batch.episode.filled)[..., None]
+    np.testing.assert_allclose(np.asarray(refreshed(learner, state, batch).adv) * mask,
+                               np.asarray(batch.adv) * mask, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="refresh_advantages .* needs algo.policy.advantage=td"):
+        Trainer(compose([*overrides, "algo.policy.advantage=gae"]))

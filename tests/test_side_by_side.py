@@ -6,6 +6,7 @@ benchmark's timestamped console log and wall.json, from a 5k-step run) and a net
 """
 import importlib.util
 import math
+import re
 from pathlib import Path
 
 import pytest
@@ -122,7 +123,22 @@ def test_netmarl_actor_critic_settings_equal_epymarls_own_config(algo, tmp_path)
     critic = {"ac_critic": "local", "cv_critic": "joint_obs", "coma_critic": "joint_action",
               "pac_critic_ns": "joint_action"}
     assert p.critic_input == critic[config["critic_type"]]
-    assert (a.agent, a.agent_init, a.bootstrap_truncation, p.eval_sample) == ("gru", "torch", False, True)
+    assert (a.agent, a.agent_init, p.eval_sample) == ("gru", "torch", True)
+    # EPyMARL's actor-critic n-step returns bootstrap after an episode's last step (unmasked), so at
+    # the time limit too: netmarl bootstraps past truncation
+    registry = (EPYMARL / "src/learners/__init__.py").read_text()
+    module = re.search(rf'REGISTRY\["{config["learner"]}"\] = (\w+)', registry)[1]
+    module = re.search(rf"from \.(\w+) import {module}\b", registry)[1]
+    learner = (EPYMARL / f"src/learners/{module}.py").read_text()
+    bootstraps = "self.args.add_value_last_step" in learner  # pac's nstep_returns never does
+    if bootstraps:
+        assert config["add_value_last_step"]
+        assert "values[:, t + 1]" in learner.split("add_value_last_step:")[1].split("else")[0]
+    assert a.bootstrap_truncation == bootstraps
+    # its ppo_learner recomputes the advantages with the current critic before every epoch
+    per_epoch = "for k in range(self.args.epochs)" in learner and "train_critic_sequential(" in \
+        learner.split("for k in range(self.args.epochs)")[-1]
+    assert p.refresh_advantages == (config["learner"] == "ppo_learner") == per_epoch
     # EPyMARL's soft_policies selector samples in test mode too: netmarl's evaluation must sample
     selectors = (EPYMARL / "src/components/action_selectors.py").read_text()
     soft = selectors.split("class SoftPoliciesSelector")[1].split("REGISTRY")[0]

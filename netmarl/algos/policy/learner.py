@@ -253,6 +253,10 @@ def _check_policy(c: AlgoConfig, env: Environment, action_value: bool, kind: str
         raise ValueError("algo.agent=gru with algo.policy.critic_net=gru: initialising the two recurrent "
                          "networks in one compiled program never returns under jaxlib 0.10.2 on CPU (a "
                          "runtime hang, docs/algorithms.md); use algo.policy.critic_net=mlp or algo.agent=mlp")
+    if p.refresh_advantages and (p.advantage != "td" or p.agent_input != "local"):
+        raise ValueError(f"algo.policy.refresh_advantages recomputes A = G - V with the current critic "
+                         f"before every epoch: needs algo.policy.advantage=td (got {p.advantage!r}) and "
+                         f"agent_input=local (got {p.agent_input!r}: D-GAT's critic inputs change with ψ)")
     if p.agent_input == "dgat" and (c.shared_params or action_value):
         raise ValueError("algo.policy.agent_input=dgat (DG-MAPPO) gives every agent its own D-GAT "
                          "parameters ψ^i and a state-value critic: needs algo.shared_params=false (got "

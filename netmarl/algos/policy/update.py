@@ -133,7 +133,7 @@ def update_epochs(learner, state: PolicyState, batch: Batch, key: Array, coef: A
     p = learner.config.policy
     k = batch.adv.shape[0]
 
-    def update(state, xs):
+    def update(batch, state, xs):
         idx, k_average = xs
         mb = jax.tree.map(lambda x: x[idx], batch)
         grads, metrics = jax.grad(_loss, has_aux=True)(state.params, learner, mb, state.value_stats, coef)
@@ -143,12 +143,22 @@ def update_epochs(learner, state: PolicyState, batch: Batch, key: Array, coef: A
         return state, metrics._replace(grad_norm=optax.tree.norm(grads), disagreement=disagreement)
 
     def epoch(state, key):
+        current = refreshed(learner, state, batch) if p.refresh_advantages else batch
         order = jax.random.permutation(key, k) if p.minibatches > 1 else jnp.arange(k)
         k_average = jax.random.split(jax.random.fold_in(key, 1), p.minibatches)
-        return jax.lax.scan(update, state, (order.reshape(p.minibatches, k // p.minibatches), k_average))
+        return jax.lax.scan(functools.partial(update, current), state,
+                            (order.reshape(p.minibatches, k // p.minibatches), k_average))
 
     state, metrics = jax.lax.scan(epoch, state, jax.random.split(key, p.epochs))
     return state, jax.tree.map(jnp.sum, metrics)
+
+
+def refreshed(learner, state: PolicyState, batch: Batch) -> Batch:
+    """A = G⁽ⁿ⁾ − V with the critic as it is now (EPyMARL's ppo_learner, before every epoch); the
+    targets G⁽ⁿ⁾, bootstrapped from the target critic, stay the iteration's."""
+    critic = jax.vmap(learner.critic_sequence, (None, 0, None))
+    v = critic(state.params["critic"], batch.critic_in, state.value_stats)[..., 0]  # [K, T+1, N]
+    return batch._replace(adv=batch.target - v[:, :-1])
 
 
 def _loss(params, learner, mb: Batch, value_stats: RewardStats, coef: Array):
