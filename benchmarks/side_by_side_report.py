@@ -256,7 +256,8 @@ def write_report(jobs, args) -> list[Path]:
              *headline_lines(head, args), "",
              *learn, "", f"![learning curves]({out.stem}.png)", "", *speed, "",
              *many_seeds_section(done, args.settings, head), "",
-             *floor_and_profile(done, args.settings), "",
+             *(floor_and_profile(done, value) + [""] if (value := [x for x in args.settings
+                                                                  if x.family == "value"]) else []),
              *settings_section(args.budget, args.seeds, done, args.task),
              "", "## Machine and command", "", *machine_lines(), "", "```", command_line(), "```"]
     out.write_text("\n".join(lines) + "\n")
