@@ -36,7 +36,8 @@ def _uniform(bound: float):
 
 def _dense(features: int, fan_in: int, init: str, name: str) -> nn.Dense:
     """Flax's default Dense (lecun normal kernel, zero bias) or PyTorch's nn.Linear init (kernel and
-    bias U(±1/sqrt(fan_in)))."""
+    bias U(±1/sqrt(fan_in))). netmarl/nets/mixers.py has the QMIX mixer's twin, which draws the same
+    law but its bias as a kernel row: merging them would change one family's committed initial values."""
     if init == "lecun":
         return nn.Dense(features, name=name)
     bound = fan_in ** -0.5
