@@ -249,6 +249,7 @@ def write_report(jobs, args) -> list[Path]:
     interval = args.budget.interval
     learn, curves = learning_section(done, args.settings, interval)
     speed, head = throughput_section(done, args.settings)
+    value_settings = [x for x in args.settings if x.family == "value"]  # the floor is the Q-update's
     out = Path(args.out)
     mode = args.mode
     lines = [f"# EPyMARL and netmarl side by side on {task_spec(args.task).title} ({mode} mode)", "",
@@ -258,8 +259,7 @@ def write_report(jobs, args) -> list[Path]:
              *headline_lines(head, args), "",
              *learn, "", f"![learning curves]({out.stem}.png)", "", *speed, "",
              *many_seeds_section(done, args.settings, head), "",
-             *(floor_and_profile(done, value) + [""] if (value := [x for x in args.settings
-                                                                  if x.family == "value"]) else []),
+             *(floor_and_profile(done, value_settings) + [""] if value_settings else []),
              *settings_section(args.budget, args.seeds, done, args.task),
              "", "## Machine and command", "", *machine_lines(), "", "```", command_line(), "```"]
     out.write_text("\n".join(lines) + "\n")
