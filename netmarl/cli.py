@@ -193,9 +193,14 @@ def cmd_reproduce(args) -> None:
                              tuple(args.slurm_option), args.slurm_executor)
     try:
         reproduce(args.experiment, args.dir, args.seeds, args.jobs, args.steps, args.dry_run, args.backend,
-                  options)
+                  options, _names(args.tasks), _names(args.algos))
     except (ValueError, FileNotFoundError, ImportError, GridFailed) as error:
         raise SystemExit(f"netmarl: {error}") from None
+
+
+def _names(text: str | None) -> list[str] | None:
+    """A comma-separated list of --tasks / --algos (None: all)."""
+    return [n.strip() for n in text.split(",") if n.strip()] if text else None
 
 
 def _cluster_arguments(rep: argparse.ArgumentParser) -> None:
@@ -268,6 +273,9 @@ def main(argv: list[str] | None = None) -> None:
                      "--address: CPUs of the Ray instance started here; slurm: most jobs running at once")
     rep.add_argument("--steps", type=int, help="env steps per seed (default: the experiment's budget)")
     rep.add_argument("--dry-run", action="store_true", help="list the runs and their state only")
+    rep.add_argument("--tasks", help="only these tasks of the experiment (comma-separated; default all)")
+    rep.add_argument("--algos", help="only these algorithms of the experiment (comma-separated; default "
+                     "all), e.g. one cell per machine or core: --tasks lbf-easy --algos vdn_ps@benchmark")
     _cluster_arguments(rep)
     rep.set_defaults(func=cmd_reproduce)
     agent = sub.add_parser("agent", help="one networked agent per MPI process: mpirun -n N+1 "

@@ -203,9 +203,10 @@ def final_evaluation(run: Run) -> None:
 
 def reproduce(name: str, root: str | None = None, seeds: int | None = None, jobs: int | None = None,
               steps: int | None = None, dry_run: bool = False, backend: str = "local",
-              options=None) -> Path:
+              options=None, tasks: list[str] | None = None, algos: list[str] | None = None) -> Path:
     """Runs (or continues) experiment `name` on `backend` (netmarl.backends.BACKENDS, with its
-    BackendOptions); writes table.md/.csv and curves.png into its folder."""
+    BackendOptions), or only its cells of `tasks` × `algos` (None: all, e.g. one cell per machine
+    or core); writes table.md/.csv and curves.png into its folder."""
     from netmarl.backends import BACKENDS, BackendOptions, check_backend
 
     options = options or BackendOptions()
@@ -213,25 +214,40 @@ def reproduce(name: str, root: str | None = None, seeds: int | None = None, jobs
     experiment = load_experiment(name)
     folder = Path(root or f"runs/reproduce/{Path(name).stem}")
     runs = plan(experiment, folder, seeds, steps)
-    states = [r.state for r in runs]
-    print(f"{name}: {len(runs)} runs in {folder} ({states.count('done')} done, "
+    chosen = select_cells(experiment, runs, tasks, algos)
+    states = [r.state for r in chosen]
+    of = "" if len(chosen) == len(runs) else f" (chosen of {len(runs)})"
+    print(f"{name}: {len(chosen)} runs{of} in {folder} ({states.count('done')} done, "
           f"{states.count('partial')} to resume, {states.count('new')} new); backend={backend}, jobs={jobs}")
     if dry_run:
-        for r in runs:
+        for r in chosen:
             print(f"  {r.state:8s} {r.path}")
         return folder
     folder.mkdir(parents=True, exist_ok=True)
-    cells = [[r for r in runs if (r.task, r.algo) == cell] for cell in
-             dict.fromkeys((r.task, r.algo) for r in runs)]
+    cells = [[r for r in chosen if (r.task, r.algo) == cell] for cell in
+             dict.fromkeys((r.task, r.algo) for r in chosen)]
     todo = [cell for cell in cells if any(r.state != "done" for r in cell)]
     if todo:
         clock = _WallClock(folder, jobs, backend)
-        with _progress(runs) as update:
+        with _progress(chosen) as update:
             BACKENDS[backend](todo, jobs, options, lambda steps=None: (update(steps), clock.tick()))
     write_results(folder, runs)
     if experiment.get("report") and all(r.state == "done" for r in runs):
         write_report(experiment, folder, runs)
     return folder
+
+
+def select_cells(experiment: dict, runs: list[Run], tasks: list[str] | None,
+                 algos: list[str] | None) -> list[Run]:
+    """The runs of the chosen tasks and algorithms (None or empty: all); a name outside the
+    experiment's grid is refused, naming the accepted ones."""
+    for kind, names in (("task", tasks), ("algo", algos)):
+        known = experiment[f"{kind}s"]
+        unknown = [n for n in names or () if n not in known]
+        if unknown:
+            raise ValueError(f"--{kind}s {', '.join(unknown)}: not in the experiment; accepted: "
+                             f"{', '.join(known)}")
+    return [r for r in runs if (not tasks or r.task in tasks) and (not algos or r.algo in algos)]
 
 
 def write_report(experiment: dict, folder: Path, runs: list[Run]) -> Path:

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from netmarl.cli import compose
+from netmarl.cli import compose, main
 from netmarl.reproduce import EXPERIMENTS, Run, load_experiment, plan, reproduce
 from netmarl.train.loop import train
 
@@ -83,6 +83,22 @@ def test_reproduce_skips_finished_runs_resumes_started_ones_and_extends_budgets(
     assert [r.state for r in bigger] == ["partial"] * 4  # a larger budget continues the runs
     reproduce(experiment, str(root), steps=500)
     assert [r["point"] for r in _metrics(first)][-1] == 5
+
+
+def test_chosen_cells_train_alone_and_unknown_names_are_refused(experiment, tmp_path, capsys):
+    """--tasks / --algos: only the chosen cells train (e.g. one per core or machine, same folder)."""
+    root = tmp_path / "out"
+    reproduce(experiment, str(root), steps=300, algos=["vdn"])
+    runs = plan(load_experiment(experiment), root, steps=300)
+    assert [r.state for r in runs] == ["new", "new", "done", "done"]
+    assert "2 runs (chosen of 4)" in capsys.readouterr().out
+    with pytest.raises(ValueError, match=r"--algos qmix: not in the experiment; accepted: iql, vdn"):
+        reproduce(experiment, str(root), steps=300, algos=["qmix", "vdn"])
+    with pytest.raises(ValueError, match=r"--tasks lbf-tiny: not in the experiment; accepted: matrix:climbing"):
+        reproduce(experiment, str(root), steps=300, tasks=["lbf-tiny"], dry_run=True)
+    main(["reproduce", experiment, "--dir", str(root), "--algos", "iql, vdn", "--tasks",
+          "matrix:climbing", "--dry-run"])  # the command line's comma-separated lists
+    assert "4 runs in" in capsys.readouterr().out
 
 
 FINAL = EXPERIMENT.replace("algos: [iql, vdn]", "algos: [random, iql]").replace(
