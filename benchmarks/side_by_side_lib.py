@@ -69,7 +69,7 @@ NETMARL_COMMON = ["algo.layers=2", "algo.agent_init=torch", "algo.batch_size=32"
 # so its test return is the stochastic policy's: netmarl's evaluation samples as well. Its a2c, ppo
 # and coma learners' n-step returns add the value of the observation after an episode's last step
 # unmasked (`add_value_last_step`): they bootstrap at the time limit, netmarl's default.
-POLICY_COMMON = ["algo.agent_init=torch", "algo.policy.eval_sample=true"]
+POLICY_COMMON = ["algo.agent_init=torch", "algo.policy.eval_sample=true", "algo.policy.small_heads=false"]
 PAC_ENTROPY_END = 0.8  # EPyMARL pac_ns's entropy_end_ratio: the entropy anneals over this share of t_max
 
 

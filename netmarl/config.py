@@ -103,6 +103,8 @@ class PolicyConfig:
     #   in its test episodes too) instead of taking the most probable action
     refresh_advantages: bool = False  # advantage=td: A = G - V(current critic) again before every
     #   epoch (EPyMARL's ppo_learner), instead of once per iteration with the collecting critic
+    small_heads: bool = True  # the actors' output layer starts at 0.01 of its init's scale and the
+    #   critics' at zero; false: as initialised by algo.agent_init (EPyMARL's networks)
 
 
 @dataclass

@@ -332,3 +332,20 @@ def test_refreshed_advantages_start_from_the_iterations_and_need_td():
                                np.asarray(batch.adv) * mask, rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="refresh_advantages .* needs algo.policy.advantage=td"):
         Trainer(compose([*overrides, "algo.policy.advantage=gae"]))
+
+
+def test_small_heads_scale_the_output_layers_and_can_be_turned_off():
+    """Default: the actors' output kernel is 0.01 of the init's and the critics' zero; small_heads=false
+    leaves both as algo.agent_init made them (EPyMARL's networks); every other leaf is the same."""
+    env = make("matrix:climbing")
+    learners = [PolicyLearner(AlgoConfig(family="policy", agent="mlp", hidden=8,
+                                         policy=PolicyConfig(small_heads=small)), env) for small in (True, False)]
+    small, plain = (learner.init(jax.random.key(3)).params for learner in learners)
+    for part, scale in (("actor", 0.01), ("critic", 0.0)):
+        layers, plain_layers = small[part]["params"], plain[part]["params"]
+        last = max((k for k in layers if k.startswith("Dense_")), key=lambda k: int(k.split("_")[1]))
+        np.testing.assert_allclose(layers[last]["kernel"], scale * plain_layers[last]["kernel"], rtol=1e-6)
+        assert np.abs(plain_layers[last]["kernel"]).max() > 0.05
+        others = [k for k in layers if k != last]
+        assert all(np.array_equal(a, b) for k in others for a, b in
+                   zip(jax.tree.leaves(layers[k]), jax.tree.leaves(plain_layers[k])))

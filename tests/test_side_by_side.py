@@ -123,7 +123,7 @@ def test_netmarl_actor_critic_settings_equal_epymarls_own_config(algo, tmp_path)
     critic = {"ac_critic": "local", "cv_critic": "joint_obs", "coma_critic": "joint_action",
               "pac_critic_ns": "joint_action"}
     assert p.critic_input == critic[config["critic_type"]]
-    assert (a.agent, a.agent_init, p.eval_sample) == ("gru", "torch", True)
+    assert (a.agent, a.agent_init, p.eval_sample, p.small_heads) == ("gru", "torch", True, False)
     # EPyMARL's actor-critic n-step returns bootstrap after an episode's last step (unmasked), so at
     # the time limit too: netmarl bootstraps past truncation
     registry = (EPYMARL / "src/learners/__init__.py").read_text()
