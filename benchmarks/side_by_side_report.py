@@ -211,10 +211,10 @@ FAMILY_SETTINGS = {
               "joint observation (EPyMARL's gymma state); evaluation samples from the policies as "
               "EPyMARL's soft_policies selector does (`algo.policy.eval_sample=true`), and EPyMARL's "
               "parallel runner plays the test episodes in batches of 10 (a multiple of 10 at most the "
-              "requested number). Known differences: COMA's critic sees [s, o_i, a_-i] with netmarl's "
-              "LBF global state s, EPyMARL's [joint observation, a_-i, agent id]; netmarl's actor "
-              "output layer starts at 0.01 of its initial scale and its critic's at zero "
-              "(docs/algorithms.md), EPyMARL's at PyTorch's init",
+              "requested number); actor and critic output layers keep PyTorch's init "
+              "(`algo.policy.small_heads=false`; netmarl's default scales them to 0.01 and 0, "
+              "docs/algorithms.md). Known difference: COMA's critic sees [s, o_i, a_-i] with netmarl's "
+              "LBF global state s, EPyMARL's [joint observation, a_-i, agent id]",
 }
 
 
