@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from netmarl.algos.policy.critics import CRITIC_INPUTS, joint_action, others_joint_actions
-from netmarl.algos.policy.learner import PolicyLearner
+from netmarl.algos.policy.learner import PolicyLearner, output_layer
 from netmarl.algos.policy.pieces import (ADVANTAGES, POLICY_LOSSES, a2c_loss, coma_advantage, entropy, gae,
                                          n_step_returns, ppo_clip_loss)
 from netmarl.cli import compose
@@ -343,7 +343,7 @@ def test_small_heads_scale_the_output_layers_and_can_be_turned_off():
     small, plain = (learner.init(jax.random.key(3)).params for learner in learners)
     for part, scale in (("actor", 0.01), ("critic", 0.0)):
         layers, plain_layers = small[part]["params"], plain[part]["params"]
-        last = max((k for k in layers if k.startswith("Dense_")), key=lambda k: int(k.split("_")[1]))
+        last = output_layer(layers)
         np.testing.assert_allclose(layers[last]["kernel"], scale * plain_layers[last]["kernel"], rtol=1e-6)
         assert np.abs(plain_layers[last]["kernel"]).max() > 0.05
         others = [k for k in layers if k != last]

@@ -40,12 +40,17 @@ def value_scale(stats: RewardStats, trailing: int) -> tuple[Array, Array]:
     return stats.mean.reshape(shape), jnp.sqrt(stats.var + 1e-8).reshape(shape)
 
 
+def output_layer(layers: dict) -> str:
+    """The name of a network's output layer: its last Dense."""
+    return max((k for k in layers if k.startswith("Dense_")), key=lambda k: int(k.split("_")[1]))
+
+
 def scale_output(params, scale: float):
     """Scales the output layer's weights (the last Dense): the actors start near-uniform (0.01) and the
     critics at zero (0), so no advantage is noise from a random critic before the first reward (the
     small policy head of common PPO implementations; algo.policy.small_heads=false keeps the init)."""
     layers = params["params"]
-    last = max((k for k in layers if k.startswith("Dense_")), key=lambda k: int(k.split("_")[1]))
+    last = output_layer(layers)
     out = dict(layers[last], kernel=layers[last]["kernel"] * scale)
     return {**params, "params": {**layers, last: out}}
 
@@ -90,11 +95,10 @@ class PolicyLearner:
     def init(self, key: Array) -> PolicyState:
         k_actor, k_critic = jax.random.split(key)
         n = self.num_agents
-        actor_scale, critic_scale = (0.01, 0.0) if self.config.policy.small_heads else (1.0, 1.0)
-        params = {"actor": scale_output(init_agents(self.actor, k_actor, self.actor_dim, n, self.shared),
-                                        actor_scale),
-                  "critic": scale_output(init_agents(self.critic, k_critic, self.critic_dim, n, self.shared),
-                                         critic_scale)}
+        params = {"actor": init_agents(self.actor, k_actor, self.actor_dim, n, self.shared),
+                  "critic": init_agents(self.critic, k_critic, self.critic_dim, n, self.shared)}
+        if self.config.policy.small_heads:
+            params = {"actor": scale_output(params["actor"], 0.01), "critic": scale_output(params["critic"], 0.0)}
         if self.inputs.trainable:
             params["dgat"] = self.inputs.init(jax.random.fold_in(key, 2))
         stats = RewardStats(jnp.float32(1e-4), jnp.float32(0.0), jnp.float32(1.0))
