@@ -134,6 +134,10 @@ def throughput_section(done: dict, settings: list[Setting]) -> tuple[list[str], 
 
 
 def many_seeds_section(done: dict, settings: list[Setting], head: dict) -> list[str]:
+    """The aggregate rate of vmapped seeds on both cores; nothing when none was measured
+    (`--many-seeds none`)."""
+    if not any(done.get(("many-seeds", s)) for s in settings):
+        return []
     lines = ["## netmarl for a user with many seeds (both cores; not a per-run comparison)", "",
              "One netmarl process per core, each vmapping several seeds; aggregate env steps/s of all "
              "seeds over the wall time until both processes finish. *EPyMARL x2* is two EPyMARL runs "
@@ -258,7 +262,7 @@ def write_report(jobs, args) -> list[Path]:
              "the end (finished runs are kept and not re-run).", "",
              *headline_lines(head, args), "",
              *learn, "", f"![learning curves]({out.stem}.png)", "", *speed, "",
-             *many_seeds_section(done, args.settings, head), "",
+             *(many + [""] if (many := many_seeds_section(done, args.settings, head)) else []),
              *(floor_and_profile(done, value_settings) + [""] if value_settings else []),
              *settings_section(args.budget, args.seeds, done, args.task),
              "", "## Machine and command", "", *machine_lines(), "", "```", command_line(), "```"]
