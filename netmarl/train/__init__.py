@@ -1,0 +1,1 @@
+import netmarl._threefry  # noqa: F401  (threefry's faster CPU lowering, before anything compiles)
