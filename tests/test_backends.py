@@ -107,6 +107,9 @@ def _only_unfinished(out: Path, names) -> Path | None:
     return unfinished[0] if len(unfinished) == 1 else None
 
 
+# `slow` (35-50 s: a two-node Ray cluster and a 4-run grid); the default suite keeps the backends'
+# refusals and progress below
+@pytest.mark.slow
 def test_ray_grid_survives_a_killed_worker_node_and_equals_local(tmp_path):
     cluster = RayCluster(tmp_path)
     try:
@@ -135,8 +138,8 @@ def _job_training(run: Path) -> int | None:
     return None
 
 
-# `slow` (28-39 s, mostly the start-up of submitit's job processes): the default suite keeps the Ray
-# grid above, which checks the same contract (a remote grid with a killed worker equals the local one)
+# `slow` (28-39 s, mostly the start-up of submitit's job processes), as the Ray grid above, which checks
+# the same contract (a remote grid with a killed worker equals the local one)
 @pytest.mark.slow
 def test_slurm_grid_through_submitit_equals_local_and_resubmits_a_killed_job(tmp_path):
     driver = _reproduce(tmp_path, None, "--backend", "slurm", "--slurm-executor", "local", "--slurm-time", "10")

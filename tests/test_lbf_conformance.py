@@ -22,7 +22,9 @@ TASKS = [
     ("lbf:Foraging-1s-7x7-3p-2f", {}),
     ("lbf:Foraging-12x12-3p-5f-pen", {}),
 ]
-EPISODES, STEPS = 180, 30  # per task: 1,080 random start states and action sequences in all
+# 4 agents and partial sight are in the other tasks: this one runs with the `slow` tests
+SLOW_TASKS = {"lbf:Foraging-2s-10x10-4p-3f"}
+EPISODES, STEPS = 180, 30  # per task: 180 random start states, each with 30 random actions
 
 
 @functools.partial(jax.jit, static_argnums=0)
@@ -50,7 +52,8 @@ def _at(tree, *idx):
     return jax.tree.map(lambda x: x[idx], tree)
 
 
-@pytest.mark.parametrize("task,options", TASKS, ids=[t for t, _ in TASKS])
+@pytest.mark.parametrize("task,options", [pytest.param(t, o, id=t, marks=[pytest.mark.slow] * (t in SLOW_TASKS))
+                                          for t, o in TASKS])
 def test_step_by_step_equals_package(task, options):
     env = make(task, **options)
     penv = package_env(env)

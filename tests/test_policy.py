@@ -240,8 +240,9 @@ def test_unknown_and_mismatched_pieces_are_named():
 
 
 # These `_ns` configs differ from their shared twins only in algo.shared_params=false, whose path
-# mappo_ns (here and in test_policy_learning.py) covers: they run with the slow tests.
-SLOW_ITERATION = {"ia2c_ns", "maa2c_ns", "ippo_ns"}
+# test_policy_learning.py's ippo_ns and mappo_ns runs (many iterations each) cover: they run with
+# the slow tests.
+SLOW_ITERATION = {"ia2c_ns", "maa2c_ns", "ippo_ns", "mappo_ns"}
 
 
 @pytest.mark.parametrize("algo", [pytest.param(a, marks=pytest.mark.slow) if a in SLOW_ITERATION else a
