@@ -70,15 +70,17 @@ def run_conformance(task: str, episodes: int, seed: int = 0) -> int:
             actions = {a: int(rng.integers(ref.action_space(a).n)) for a in ref.agents}
             ref_obs, ref_rew, _, ref_trunc, _ = ref.step(actions)
             state, ts = step(jax.random.key(t), state, jnp.array([actions[a] for a in env.agents]))
+            (obs, reward, truncated), p_pos = jax.device_get((ts.obs, ts.reward, ts.truncated)), np.asarray(
+                state.inner.p_pos)  # compared on the host: no device op per comparison
             for i, a in enumerate(env.agents):
                 d = env.agent_obs_dims[i]
-                np.testing.assert_allclose(ts.obs[i, :d], ref_obs[a], rtol=1e-4, atol=1e-4,
+                np.testing.assert_allclose(obs[i, :d], ref_obs[a], rtol=1e-4, atol=1e-4,
                                            err_msg=f"{task} obs of {a}, episode {episode} step {t}")
-            np.testing.assert_allclose(ts.reward, [ref_rew[a] for a in env.agents], rtol=1e-4,
+            np.testing.assert_allclose(reward, [ref_rew[a] for a in env.agents], rtol=1e-4,
                                        atol=1e-4, err_msg=f"{task} rewards, episode {episode} step {t}")
             positions = np.array([e.state.p_pos for e in world.agents + world.landmarks])
-            np.testing.assert_allclose(state.inner.p_pos, positions, rtol=1e-4, atol=1e-4)
-            assert bool(ts.truncated) == all(ref_trunc.values()) == (t == 24)
+            np.testing.assert_allclose(p_pos, positions, rtol=1e-4, atol=1e-4)
+            assert bool(truncated) == all(ref_trunc.values()) == (t == 24)
             compared += 1
     return compared
 
