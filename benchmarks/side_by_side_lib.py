@@ -280,18 +280,21 @@ class Measured(NamedTuple):
         return self.netmarl_whole / self.epymarl_whole
 
 
-def latest_measured(setting: str, path: Path = HEADLINE) -> Measured:
+def latest_measured(setting: str, paths: list[Path] | None = None) -> Measured:
     """The figures of `setting` (e.g. "vdn_ns-mlp") in the latest benchmarks/epymarl_side_by_side.py
-    run; stops with how to make one if there is none."""
-    if not Path(path).exists():
-        raise SystemExit(f"no measured EPyMARL figure: {path} is missing; run `make side-by-side "
-                         "EPYMARL=<path to epymarl> SIDE_BY_SIDE_ARGS=--quick` first")
-    data = json.loads(Path(path).read_text())
-    if setting not in data["settings"]:
-        raise SystemExit(f"{path} has no setting {setting!r} (it has {', '.join(data['settings'])}); "
-                         f"run benchmarks/epymarl_side_by_side.py with it")
+    run that measured it, among `paths` (default: every docs/results/epymarl_*.json it wrote); stops
+    with how to make one if there is none."""
+    paths = sorted(HEADLINE.parent.glob("epymarl_*.json")) if paths is None else [Path(p) for p in paths]
+    runs = [data for data in (json.loads(p.read_text()) for p in paths if p.exists())
+            if setting in data.get("settings", {})]
+    if not runs:
+        raise SystemExit(f"no measured EPyMARL figure for {setting!r} in {', '.join(map(str, paths)) or 'no file'}; "
+                         "run benchmarks/epymarl_side_by_side.py with it (e.g. `make side-by-side "
+                         "EPYMARL=<path to epymarl> SIDE_BY_SIDE_ARGS=--quick`) first")
+    data = max(runs, key=lambda d: d["date"])
     row = data["settings"][setting]
     source = (f"benchmarks/epymarl_side_by_side.py, {data['mode']} mode ({data['seeds']} seeds x "
-              f"{data['budget']['steps']:,} env steps), {data['date']}, {data['cpu']}, {data['cores']} cores")
+              f"{data['budget']['steps']:,} env steps), {data['date']}, {data['cpu']}, {data['cores']} cores, "
+              f"{data.get('document', 'docs/results')}")
     return Measured(setting, row["epymarl_whole"], row["epymarl_steady"], row["netmarl_whole"],
                     row["netmarl_steady"], source)

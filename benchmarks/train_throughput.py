@@ -1,8 +1,8 @@
 """Training throughput of netmarl's Q-learner at EPyMARL's vdn_ns settings on lbf-easy.
 
 The EPyMARL figure is not typed in: it is the steady-state env-steps/s of EPyMARL's `vdn_ns` (MLP,
-or GRU for the GRU row) in the latest run of benchmarks/epymarl_side_by_side.py
-(docs/results/epymarl_side_by_side.json, with its date and machine). Settings matched here: 1
+or GRU for the GRU row) in the latest run of benchmarks/epymarl_side_by_side.py that measured it
+(among the docs/results/epymarl_*.json it writes, with its date and machine). Settings matched here: 1
 environment, minibatch of 32 episodes, one update per episode, 50-step episodes, feed-forward agents
 of 64 hidden units with separate parameters, buffer of 5,000 episodes, Adam, double Q, target update
 every 200 updates. The per-run ratio measured side by side, in one run, is in
@@ -56,8 +56,8 @@ def report(rows: list[dict], steps: int) -> str:
     measured = [f"{ref[a].epymarl_steady:,.0f} env-steps/s with {a.upper()} agents ({ref[a].source})"
                 for a in ref if ref[a]]
     lines = ["# Training throughput: VDN on lbf-easy at EPyMARL's vdn_ns settings", "",
-             "EPyMARL `vdn_ns`, steady state, from the latest side-by-side run "
-             "(docs/results/epymarl_side_by_side.md): "
+             "EPyMARL `vdn_ns`, steady state, from the latest side-by-side run that measured it "
+             "(benchmarks/epymarl_side_by_side.py; its document is named below): "
              + ("; ".join(measured) if measured else "not measured yet (run `make side-by-side` with "
                 "vdn_ns)") + ".", "",
              "| agents | envs per update | seeds (vmapped) | env-steps/s per seed | vs EPyMARL vdn_ns "

@@ -210,3 +210,25 @@ def test_host_env_report_verdicts_and_speeds(tmp_path):
     assert "package env, max return: 0.875 against 0.450 [0.400, 0.500]: above (+0.375) its CI." in text
     assert "| netmarl host path (package env) | 50 | 50 | 2.00× | 2.00× |" in text
     assert "collects 80 env steps/s in all" in text and (tmp_path / "report.png").stat().st_size > 0
+
+
+def test_latest_measured_takes_the_newest_run_that_measured_the_setting(tmp_path):
+    """The speed documents' EPyMARL figure: from the most recent side-by-side output holding the
+    setting, never from a constant; none holding it stops naming the setting."""
+    import json
+
+    def write(name, date, settings):
+        row = dict(epymarl_whole=100.0, epymarl_steady=120.0, netmarl_whole=1000.0, netmarl_steady=1500.0)
+        data = dict(date=date, cpu="cpu", cores=2, mode="custom", seeds=2, budget={"steps": 1000},
+                    document=f"docs/results/{name}.md", settings={s: {**row, "epymarl_steady": v}
+                                                                  for s, v in settings.items()})
+        (tmp_path / f"{name}.json").write_text(json.dumps(data))
+        return tmp_path / f"{name}.json"
+
+    paths = [write("epymarl_a", "2026-12-01T00:00:00+00:00", {"vdn-mlp": 111.0, "vdn_ns-gru": 50.0}),
+             write("epymarl_b", "2026-12-05T00:00:00+00:00", {"vdn-mlp": 222.0})]
+    assert lib.latest_measured("vdn-mlp", paths).epymarl_steady == 222.0
+    gru = lib.latest_measured("vdn_ns-gru", paths)
+    assert gru.epymarl_steady == 50.0 and "2026-12-01" in gru.source and "epymarl_a.md" in gru.source
+    with pytest.raises(SystemExit, match="no measured EPyMARL figure for 'iql-gru'"):
+        lib.latest_measured("iql-gru", paths)
