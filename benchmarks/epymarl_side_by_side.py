@@ -207,6 +207,24 @@ def ensure_epymarl(args) -> None:
                                                  capture_output=True).returncode != 0:
         print(f"adding {' '.join(spec.epymarl_packages)} to {args.venv} for {args.task}", flush=True)
         subprocess.run([python, "-m", "pip", "install", "-q", *spec.epymarl_packages], check=True)
+    if any(s.algo.startswith("pac") for s in args.settings):
+        ensure_torch_scatter(python, args.venv)
+
+
+# EPyMARL's pac critics import torch_scatter (src/modules/critics/pac_dcg_ns.py), which
+# setup_epymarl.sh does not install and PyPI has only as source for torch 2.13
+TORCH_SCATTER = ("wheel==0.45.1", "torch-scatter==2.1.2")
+
+
+def ensure_torch_scatter(python: str, venv: Path) -> None:
+    """Builds torch_scatter into EPyMARL's venv against its torch if missing (C++; about 50 min on one
+    shared core of this machine)."""
+    if subprocess.run([python, "-c", "import torch_scatter"], capture_output=True).returncode == 0:
+        return
+    print(f"building {TORCH_SCATTER[1]} from source into {venv} for EPyMARL's pac (about 50 min)", flush=True)
+    subprocess.run([python, "-m", "pip", "install", "-q", TORCH_SCATTER[0]], check=True)
+    subprocess.run([python, "-m", "pip", "install", "-q", "--no-build-isolation", "--no-binary", "torch-scatter",
+                    TORCH_SCATTER[1]], check=True, env={**os.environ, "MAX_JOBS": "1"})
 
 
 def parse_args(argv=None):
