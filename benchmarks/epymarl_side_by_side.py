@@ -14,6 +14,8 @@ family, a profile of where a netmarl run's time goes. Writes docs/results/epymar
 
 Resumable: every run has its directory under --runs; a run with a result.json is not run again,
 an unfinished one is started afresh. `--quick`: 2 seeds x 100k env steps, MLP agents only.
+Hand-written notes on a report go in `<report>.notes.md` beside it (e.g.
+docs/results/epymarl_side_by_side.notes.md); every regeneration includes them under "Notes".
 """
 from __future__ import annotations
 

@@ -260,7 +260,7 @@ def write_report(jobs, args) -> list[Path]:
              f"Measured in one invocation of `benchmarks/epymarl_side_by_side.py`: {args.seeds} seeds x "
              f"{args.budget.steps:,} env steps per setting and system. Regenerate with the command at "
              "the end (finished runs are kept and not re-run).", "",
-             *headline_lines(head, args), "",
+             *headline_lines(head, args), "", *notes_lines(out),
              *learn, "", f"![learning curves]({out.stem}.png)", "", *speed, "",
              *(many + [""] if (many := many_seeds_section(done, args.settings, head)) else []),
              *(floor_and_profile(done, value_settings) + [""] if value_settings else []),
@@ -277,6 +277,20 @@ def write_report(jobs, args) -> list[Path]:
     if curves:
         written.append(plot(curves, out.with_suffix(".png"), interval))
     return written
+
+
+def notes_path(out: Path) -> Path:
+    """The hand-written notes of a report: `<report stem>.notes.md` beside it, kept across regenerations."""
+    return out.with_name(out.stem + ".notes.md")
+
+
+def notes_lines(out: Path) -> list[str]:
+    """The notes file's text (if it exists) under a heading naming it, so a regeneration keeps it."""
+    path = notes_path(out)
+    if not path.exists():
+        return []
+    return [f"## Notes (written by hand in `{path.name}`, kept by regeneration)", "",
+            path.read_text().strip(), ""]
 
 
 def headline_lines(head: dict, args) -> list[str]:

@@ -232,3 +232,17 @@ def test_latest_measured_takes_the_newest_run_that_measured_the_setting(tmp_path
     assert gru.epymarl_steady == 50.0 and "2026-12-01" in gru.source and "epymarl_a.md" in gru.source
     with pytest.raises(SystemExit, match="no measured EPyMARL figure for 'iql-gru'"):
         lib.latest_measured("iql-gru", paths)
+
+
+def test_report_keeps_hand_written_notes_across_regenerations(tmp_path):
+    """A report's notes live in `<stem>.notes.md` beside it and are included, under a heading that
+    names the file, every time the report is written; no notes file, no section."""
+    import sys
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from side_by_side_report import notes_lines, notes_path
+    out = tmp_path / "epymarl_x.md"
+    assert notes_lines(out) == []
+    notes_path(out).write_text("- MAA2C is below EPyMARL's CI by 0.015.\n")
+    lines = notes_lines(out)
+    assert notes_path(out).name == "epymarl_x.notes.md"
+    assert "`epymarl_x.notes.md`" in lines[0] and "- MAA2C is below EPyMARL's CI by 0.015." in lines
