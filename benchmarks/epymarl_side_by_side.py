@@ -95,9 +95,20 @@ def run_logged(cmd: list[str], cwd: Path, env: dict, core: int, log: Path) -> fl
     return wall
 
 
-def netmarl_env() -> dict:
-    return {**os.environ, "XLA_FLAGS": XLA_FLAGS, "JAX_PLATFORMS": "cpu", "OMP_NUM_THREADS": "1",
+def netmarl_env(cache: str = "off") -> dict:
+    """A netmarl process's environment; `cache`: its compilation cache directory, or off (compile all)."""
+    env = {k: v for k, v in os.environ.items() if k != "JAX_COMPILATION_CACHE_DIR"}
+    return {**env, "XLA_FLAGS": XLA_FLAGS, "JAX_PLATFORMS": "cpu", "OMP_NUM_THREADS": "1",
+            "NETMARL_COMPILATION_CACHE": cache,
             "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+
+
+def setting_cache(job: Job, args) -> tuple[str, str]:
+    """The compilation cache the netmarl runs of one setting share, as a user's runs share theirs
+    (netmarl/_xla_cache.py), and its state for this run: cold (empty: this run compiles) or warm."""
+    path = args.runs / "xla_cache" / job.setting.name
+    state = "warm" if path.is_dir() and any(path.iterdir()) else "cold"
+    return str(path), state
 
 
 def run_epymarl(path: Path, epymarl_argv: list[str], interval: int, args, core: int) -> dict:
@@ -122,8 +133,9 @@ def run_job(job: Job, budget: Budget, args, core: int) -> dict:
     overrides = netmarl_overrides(job.setting, budget, job.seed, str(job.path / "run"),
                                   env=list(task_spec(args.task).netmarl_env))
     if job.kind == "netmarl":
-        run_logged([sys.executable, "-m", "netmarl.cli", "train", *overrides], ROOT, netmarl_env(), core, log)
-        return {"runs": [r.to_json() for r in parse_netmarl(job.path, budget.interval)]}
+        cache, state = setting_cache(job, args)
+        run_logged([sys.executable, "-m", "netmarl.cli", "train", *overrides], ROOT, netmarl_env(cache), core, log)
+        return {"runs": [r.to_json() for r in parse_netmarl(job.path, budget.interval)], "cache": state}
     if job.kind == "profile":
         out = job.path / "profile.json"
         run_logged([sys.executable, str(ROOT / "benchmarks" / "side_by_side_profile.py"), "--out",

@@ -110,7 +110,10 @@ def throughput_section(done: dict, settings: list[Setting]) -> tuple[list[str], 
     lines = ["## Throughput per run (identical settings, one process on one core each)", "",
              "Env steps/s of one run: *whole run* = env steps / the process's wall time (start-up, "
              "imports, compilation, evaluation and logging included); *steady* = from evaluation "
-             "point 2 to the last (evaluation included, start-up excluded). Means over seeds.", "",
+             "point 2 to the last (evaluation included, start-up excluded). Means over seeds. "
+             "netmarl's runs of a setting share one compilation cache, as a user's runs do (on by "
+             "default, netmarl/_xla_cache.py): the first compiles, later ones load its programs; "
+             "below the table, each kind on its own.", "",
              "| setting | EPyMARL whole | netmarl whole | ratio | EPyMARL steady | netmarl steady | ratio "
              "| goal (per run) |", "|---|---:|---:|---:|---:|---:|---:|---|"]
     head = {}
@@ -130,7 +133,24 @@ def throughput_section(done: dict, settings: list[Setting]) -> tuple[list[str], 
                      f"{row['ratio_whole']:.1f}x | {row['epymarl_steady']:,.0f} | "
                      f"{row['netmarl_steady']:,.0f} | {row['ratio_steady']:.1f}x | "
                      f">= {goal:.0f}x: {met} |")
-    return lines, head
+    return lines + cache_lines(done, settings, head), head
+
+
+def cache_lines(done: dict, settings: list[Setting], head: dict) -> list[str]:
+    """netmarl's whole-run rate with a cold and with a warm compilation cache, each against EPyMARL's
+    whole-run rate (runs from before the benchmark recorded the cache are left out)."""
+    lines = []
+    for s in settings:
+        by_state: dict[str, list[float]] = {}
+        for result in done.get(("netmarl", s), []):
+            for r in result["runs"]:
+                by_state.setdefault(result.get("cache", "off"), []).append(RunResult.from_json(r).whole_rate)
+        parts = [f"{state} cache {mean(rates):,.0f} env-steps/s ({mean(rates) / head[s.name]['epymarl_whole']:.1f}x, "
+                 f"{len(rates)} run{'s' if len(rates) > 1 else ''})"
+                 for state in ("cold", "warm") if (rates := by_state.get(state)) and s.name in head]
+        if parts:
+            lines.append(f"- {s.name}, netmarl whole run: " + "; ".join(parts) + ".")
+    return [""] + lines if lines else []
 
 
 def many_seeds_section(done: dict, settings: list[Setting], head: dict) -> list[str]:

@@ -246,3 +246,22 @@ def test_report_keeps_hand_written_notes_across_regenerations(tmp_path):
     lines = notes_lines(out)
     assert notes_path(out).name == "epymarl_x.notes.md"
     assert "`epymarl_x.notes.md`" in lines[0] and "- MAA2C is below EPyMARL's CI by 0.015." in lines
+
+
+def test_report_shows_netmarl_cold_and_warm_compilation_cache_runs_apart():
+    """netmarl runs of a setting share a compilation cache: the report gives the first (cold) and
+    the later (warm) runs' whole-run rates each against EPyMARL's, besides their mean in the table."""
+    import sys
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from side_by_side_report import throughput_section
+    setting = lib.make_setting("vdn", "mlp")
+
+    def run(wall_s):
+        return lib.RunResult({0: 0.0, 1: 0.1, 2: 0.2}, 1000, wall_s, 500.0, 10, 20).to_json()
+
+    done = {("epymarl", setting): [{"runs": [run(10.0)]}, {"runs": [run(10.0)]}],
+            ("netmarl", setting): [{"runs": [run(2.0)], "cache": "cold"}, {"runs": [run(1.0)], "cache": "warm"}]}
+    lines, head = throughput_section(done, [setting])
+    assert head["vdn-mlp"]["ratio_whole"] == pytest.approx(7.5)  # the mean of 500 and 1,000 over 100
+    line = next(x for x in lines if x.startswith("- vdn-mlp, netmarl whole run"))
+    assert "cold cache 500 env-steps/s (5.0x, 1 run)" in line and "warm cache 1,000 env-steps/s (10.0x, 1 run)" in line

@@ -1,1 +1,1 @@
-import netmarl._threefry  # noqa: F401  (threefry's faster CPU lowering, before anything compiles)
+import netmarl._jax_setup  # noqa: F401  (netmarl's JAX settings, before anything compiles)

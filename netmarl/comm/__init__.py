@@ -2,7 +2,7 @@
 
 See specs/dvdn.md (algorithm) and specs/distributed.md (the `neighbor_allreduce` primitive).
 """
-import netmarl._threefry  # noqa: F401  (threefry's faster CPU lowering, before anything compiles)
+import netmarl._jax_setup  # noqa: F401  (netmarl's JAX settings, before anything compiles)
 from netmarl.comm.consensus import consensus, consensus_rounds, jtd_estimate, neighbor_allreduce
 from netmarl.comm.graphs import (
     MODES,

@@ -6,4 +6,4 @@ phase loop and the entry point); DG-MAPPO: policy_rank.py (its environment rank 
 policy_learner.py (agent i's share of the actor-critic learner), dgat_exchange.py (D-GAT hop
 messages). Importing this package does not import mpi4py.
 """
-import netmarl._threefry  # noqa: F401  (threefry's faster CPU lowering, before anything compiles)
+import netmarl._jax_setup  # noqa: F401  (netmarl's JAX settings, before anything compiles)

@@ -1,7 +1,7 @@
 """netmarl environments: a pure-JAX protocol, a registry, host adapters, and adapters for other
 libraries (`to_pettingzoo`, `to_vector`: netmarl/envs/interop.py, imported on first use so that
 `import netmarl.envs` does not import pettingzoo or gymnasium)."""
-import netmarl._threefry  # noqa: F401  (threefry's faster CPU lowering, before anything compiles)
+import netmarl._jax_setup  # noqa: F401  (netmarl's JAX settings, before anything compiles)
 from netmarl.envs.core import (AutoResetStep, Box, Discrete, Environment, TimeStep, make_timestep,
                                select_tree, step_autoreset)
 from netmarl.envs.lbf import LBF, LBFState
