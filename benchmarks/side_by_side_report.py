@@ -177,7 +177,8 @@ def floor_and_profile(done: dict, settings: list[Setting]) -> list[str]:
     floor = ["## The floor: the update's FLOPs over this core's matmul throughput", "",
              "At EPyMARL's settings a run makes one update per episode on 32 episodes x 50 steps x 3 "
              "agents, so its physical limit is the update's arithmetic. Floor = updates x FLOPs per "
-             "update (XLA's cost analysis) / the best float32 matmul throughput measured on one core "
+             "update (its matrix products, every step of a recurrent unroll counted: "
+             "benchmarks/side_by_side_profile.py) / the best float32 matmul throughput measured on one core "
              "in this run; the fraction is floor / the run's whole wall time (goal: within "
              f"{FLOOR_GOAL}x, i.e. >= {1 / FLOOR_GOAL:.0%}), and floor / the time the run would take at "
              "its steady-state pace (start-up and compilation excluded).", "",

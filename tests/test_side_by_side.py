@@ -265,3 +265,20 @@ def test_report_shows_netmarl_cold_and_warm_compilation_cache_runs_apart():
     assert head["vdn-mlp"]["ratio_whole"] == pytest.approx(7.5)  # the mean of 500 and 1,000 over 100
     line = next(x for x in lines if x.startswith("- vdn-mlp, netmarl whole run"))
     assert "cold cache 500 env-steps/s (5.0x, 1 run)" in line and "warm cache 1,000 env-steps/s (10.0x, 1 run)" in line
+
+
+def test_floor_counts_every_step_of_a_scan_where_xla_counts_its_body_once():
+    """The floor's FLOPs: a GRU's 51-step scan counts 51 bodies (XLA's cost analysis, used before,
+    counts one), gradients as traced, and a cond's costliest branch."""
+    import sys
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import jax
+    import jax.numpy as jnp
+    from side_by_side_profile import matmul_flops
+    w, x = jnp.ones((64, 64)), jnp.ones((96, 64))
+    step = 2 * 96 * 64 * 64
+    scanned = lambda x: jax.lax.scan(lambda h, _: (jnp.tanh(h @ w), None), x, None, length=51)[0].sum()  # noqa: E731
+    assert matmul_flops(scanned, x) == 51 * step
+    assert matmul_flops(jax.grad(lambda w: jnp.tanh(x @ w).sum()), w) == 2 * step  # forward, dL/dw
+    branches = lambda p, x: jax.lax.cond(p, lambda x: (x @ w) @ w, lambda x: x @ w, x)  # noqa: E731
+    assert matmul_flops(branches, True, x) == 2 * step
