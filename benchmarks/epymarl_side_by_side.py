@@ -8,8 +8,9 @@ Runs EPyMARL (its `vdn`, `vdn_ns` and `iql` configs by default; `qmix` and the a
 same settings (benchmarks/side_by_side_lib.py) on lbforaging's Foraging-10x10-3p-3f-v3, same seeds,
 same env-step budget, one process per run pinned to one core (two runs at a time on two cores, the
 two systems interleaved so that both run under the same load); then netmarl's configuration for a
-user with many seeds (one process per core, each vmapping several seeds) and, for the value
-family, a profile of where a netmarl run's time goes. Writes docs/results/epymarl_side_by_side.{md,csv,json} and a plot
+user with many seeds (one process per core, each vmapping several seeds), every setting's floor
+(its matrix products over this core's matmul speed) and, for the value family, a profile of where
+a netmarl run's time goes. Writes docs/results/epymarl_side_by_side.{md,csv,json} and a plot
 (benchmarks/side_by_side_report.py).
 
 Resumable: every run has its directory under --runs; a run with a result.json is not run again,
@@ -69,7 +70,7 @@ def plan(settings: list[Setting], seeds: int, runs: Path, many_seeds: list[Setti
         for seed in range(seeds):
             for kind in ("epymarl", "netmarl"):
                 jobs.append(Job(kind, setting, seed, runs / f"{kind}-{setting.name}-s{seed}"))
-    jobs += [Job("profile", s, 0, runs / f"profile-{s.name}") for s in settings if s.family == "value"]
+    jobs += [Job("profile", s, 0, runs / f"profile-{s.name}") for s in settings]  # policy: the floor only
     jobs += [Job("many-seeds", s, 100, runs / f"many-seeds-{s.name}") for s in many_seeds]
     return jobs
 

@@ -173,44 +173,60 @@ def many_seeds_section(done: dict, settings: list[Setting], head: dict) -> list[
 
 
 def floor_and_profile(done: dict, settings: list[Setting]) -> list[str]:
-    """The floor (update FLOPs / matmul throughput) and the time breakdown of netmarl's runs."""
-    floor = ["## The floor: the update's FLOPs over this core's matmul throughput", "",
-             "At EPyMARL's settings a run makes one update per episode on 32 episodes x 50 steps x 3 "
-             "agents, so its physical limit is the update's arithmetic. Floor = updates x FLOPs per "
-             "update (its matrix products, every step of a recurrent unroll counted: "
-             "benchmarks/side_by_side_profile.py) / the best float32 matmul throughput measured on one core "
-             "in this run; the fraction is floor / the run's whole wall time (goal: within "
-             f"{FLOOR_GOAL}x, i.e. >= {1 / FLOOR_GOAL:.0%}), and floor / the time the run would take at "
-             "its steady-state pace (start-up and compilation excluded).", "",
-             "| setting | MFLOP per update | updates per run | matmul GFLOP/s | floor s | run s | "
-             "floor / run | floor / steady-state run | goal |", "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
+    """The floor (matrix-product FLOPs / matmul throughput) of netmarl's runs, how far EPyMARL's runs
+    are from it, and (value family) the time breakdown of netmarl's runs."""
+    floor = ["## The floor: a run's matrix products over this core's matmul throughput", "",
+             "A run's physical limit is its arithmetic. Floor = the matrix-product FLOPs of its updates "
+             "and of its episodes' action selection (every step of a recurrent unroll counted, gradients "
+             "as traced: benchmarks/side_by_side_profile.py) / the best float32 matmul throughput "
+             "measured on one core in this run. *floor / run*: floor over netmarl's whole wall time (goal: "
+             f"within {FLOOR_GOAL}x, i.e. >= {1 / FLOOR_GOAL:.0%}) and over the time at its steady pace "
+             "(start-up and compilation excluded). *EPyMARL / floor*: EPyMARL's run at its steady pace over "
+             "the same floor, the largest speed-up any implementation of these settings could reach on "
+             "this core.", "",
+             "| setting | MFLOP per update | MFLOP per episode | updates, episodes per run | matmul GFLOP/s | "
+             "floor s | run s | floor / run | floor / steady-state run | EPyMARL / floor | goal |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     parts = ["## Where a netmarl run's time goes", "",
              "Each part timed in isolation (jitted, one seed, benchmarks/side_by_side_profile.py) and "
              "multiplied by the run's counts (episodes, updates, evaluations); *host and other* is the "
              "run's wall time minus the rest (process start-up, imports, config, checkpoints, "
              "metrics, the host loop between chunks). Seconds per run (share of its wall time).", "",
              "| setting | " + " | ".join(PARTS) + " | wall |", "|---|" + "---:|" * (len(PARTS) + 1)]
+    floor_rows, part_rows = [], []
     for s in settings:
-        prof, runs = done.get(("profile", s)), runs_of(done, "netmarl", s)
+        prof, runs, ep = done.get(("profile", s)), runs_of(done, "netmarl", s), runs_of(done, "epymarl", s)
         if not prof or not runs:
             continue
         p, wall = prof[0], mean(r.wall_s for r in runs)
+        if "episode_flops" not in p:  # profiled before 2026-12-07: XLA's FLOP count, a loop's body once
+            floor_rows.append(f"| {s.name} | profile predates the corrected FLOP count: rerun its profile job |"
+                              + " |" * 10)
+            continue
         updates, episodes = mean(r.updates for r in runs), mean(r.episodes for r in runs)
-        evals = mean(len(r.points) for r in runs)
         matmul = p["matmul_flops_per_s"]["max"]
-        floor_s = updates * p["update_flops"] / matmul
+        update_flops = p["update_flops"] if s.family == "value" else 0.0  # the policy's is per episode
+        floor_s = (updates * update_flops + episodes * p.get("episode_flops", 0.0)) / matmul
         ok = "met" if floor_s * FLOOR_GOAL >= wall else "**not met**"
         steady = mean(r.env_steps / r.steady_rate for r in runs)  # the run at its steady pace
-        floor.append(f"| {s.name} | {p['update_flops'] / 1e6:.1f} | {updates:,.0f} | {matmul / 1e9:.1f} | "
-                     f"{floor_s:.1f} | {wall:.1f} | {floor_s / wall:.0%} | {floor_s / steady:.0%} | {ok} |")
-        sec = p["seconds"]
-        times = [episodes * sec["env_episode"], episodes * (sec["collect_episode"] - sec["env_episode"]),
-                 episodes * sec["replay_write"], updates * (sec["update"] - sec["target"]),
-                 updates * sec["target"], evals * sec["evaluation"], sum(p["compile_s"].values())]
-        times.append(wall - sum(times))
-        parts.append(f"| {s.name} | " + " | ".join(f"{t:.1f} ({t / wall:.0%})" for t in times)
-                     + f" | {wall:.1f} |")
-    return floor + [""] + parts
+        ceiling = f"{mean(r.env_steps / r.steady_rate for r in ep) / floor_s:.1f}x" if ep else "—"
+        floor_rows.append(f"| {s.name} | {update_flops / 1e6:.1f} | {p.get('episode_flops', float('nan')) / 1e6:.1f} | "
+                     f"{updates:,.0f}, {episodes:,.0f} | {matmul / 1e9:.1f} | {floor_s:.1f} | {wall:.1f} | "
+                     f"{floor_s / wall:.0%} | {floor_s / steady:.0%} | {ceiling} | {ok} |")
+        if "seconds" in p:
+            part_rows.append(breakdown_row(s, p, runs, wall, updates, episodes))
+    if not floor_rows:
+        return []
+    return floor + floor_rows + ([""] + parts + part_rows if part_rows else [])
+
+
+def breakdown_row(s: Setting, p: dict, runs: list[RunResult], wall: float, updates: float, episodes: float) -> str:
+    sec, evals = p["seconds"], mean(len(r.points) for r in runs)
+    times = [episodes * sec["env_episode"], episodes * (sec["collect_episode"] - sec["env_episode"]),
+             episodes * sec["replay_write"], updates * (sec["update"] - sec["target"]),
+             updates * sec["target"], evals * sec["evaluation"], sum(p["compile_s"].values())]
+    times.append(wall - sum(times))
+    return f"| {s.name} | " + " | ".join(f"{t:.1f} ({t / wall:.0%})" for t in times) + f" | {wall:.1f} |"
 
 
 # What both families share with EPyMARL (the settings section's sentence for each family follows).
@@ -274,7 +290,6 @@ def write_report(jobs, args) -> list[Path]:
     interval = args.budget.interval
     learn, curves = learning_section(done, args.settings, interval)
     speed, head = throughput_section(done, args.settings)
-    value_settings = [x for x in args.settings if x.family == "value"]  # the floor is the Q-update's
     out = Path(args.out)
     mode = args.mode
     lines = [f"# EPyMARL and netmarl side by side on {task_spec(args.task).title} ({mode} mode)", "",
@@ -284,7 +299,7 @@ def write_report(jobs, args) -> list[Path]:
              *headline_lines(head, args), "", *notes_lines(out),
              *learn, "", f"![learning curves]({out.stem}.png)", "", *speed, "",
              *(many + [""] if (many := many_seeds_section(done, args.settings, head)) else []),
-             *(floor_and_profile(done, value_settings) + [""] if value_settings else []),
+             *(floor + [""] if (floor := floor_and_profile(done, args.settings)) else []),
              *settings_section(args.budget, args.seeds, done, args.task),
              "", "## Machine and command", "", *machine_lines(), "", "```", command_line(), "```"]
     out.write_text("\n".join(lines) + "\n")

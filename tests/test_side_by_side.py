@@ -282,3 +282,30 @@ def test_floor_counts_every_step_of_a_scan_where_xla_counts_its_body_once():
     assert matmul_flops(jax.grad(lambda w: jnp.tanh(x @ w).sum()), w) == 2 * step  # forward, dL/dw
     branches = lambda p, x: jax.lax.cond(p, lambda x: (x @ w) @ w, lambda x: x @ w, x)  # noqa: E731
     assert matmul_flops(branches, True, x) == 2 * step
+
+
+def test_floor_rows_for_both_families_and_how_far_epymarl_is_from_it():
+    """The floor counts the updates' and the episodes' FLOPs (the policy family's per episode), and
+    EPyMARL / floor bounds the speed-up any implementation could reach; a profile from before the
+    corrected FLOP count is named, not used."""
+    import sys
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from side_by_side_report import floor_and_profile
+    value, policy, old = lib.make_setting("vdn", "gru"), lib.make_setting("ippo", "gru"), lib.make_setting("iql", "gru")
+
+    def run(steady):  # 1,000 env steps, 10 updates, 20 episodes
+        return lib.RunResult({0: 0.0, 1: 0.1, 2: 0.2}, 1000, 4.0, steady, 10, 20).to_json()
+
+    matmul = {"max": 1e9}
+    done = {("profile", value): [{"update_flops": 1e8, "episode_flops": 5e7, "matmul_flops_per_s": matmul}],
+            ("profile", policy): [{"update_flops": 0.0, "episode_flops": 1e8, "matmul_flops_per_s": matmul}],
+            ("profile", old): [{"update_flops": 1e8, "matmul_flops_per_s": matmul}]}
+    for s in (value, policy, old):
+        done[("netmarl", s)] = [{"runs": [run(500.0)]}]
+        done[("epymarl", s)] = [{"runs": [run(50.0)]}]
+    lines = floor_and_profile(done, [value, policy, old])
+    row = {s.name: next(x for x in lines if x.startswith(f"| {s.name} |")) for s in (value, policy, old)}
+    # value: (10 x 1e8 + 20 x 5e7) / 1e9 = 2 s; EPyMARL's steady run 1000 / 50 = 20 s: 10x
+    assert "| 2.0 | 4.0 | 50% | 100% | 10.0x |" in row["vdn-gru"]
+    assert "| 2.0 | 4.0 | 50% | 100% | 10.0x |" in row["ippo-gru"]  # 20 x 1e8 / 1e9
+    assert "predates the corrected FLOP count" in row["iql-gru"]
