@@ -210,7 +210,8 @@ def floor_and_profile(done: dict, settings: list[Setting]) -> list[str]:
         ok = "met" if floor_s * FLOOR_GOAL >= wall else "**not met**"
         steady = mean(r.env_steps / r.steady_rate for r in runs)  # the run at its steady pace
         ceiling = f"{mean(r.env_steps / r.steady_rate for r in ep) / floor_s:.1f}x" if ep else "—"
-        floor_rows.append(f"| {s.name} | {update_flops / 1e6:.1f} | {p.get('episode_flops', float('nan')) / 1e6:.1f} | "
+        per_update = f"{update_flops / 1e6:.1f}" if s.family == "value" else "— (in the episodes')"
+        floor_rows.append(f"| {s.name} | {per_update} | {p.get('episode_flops', float('nan')) / 1e6:.1f} | "
                      f"{updates:,.0f}, {episodes:,.0f} | {matmul / 1e9:.1f} | {floor_s:.1f} | {wall:.1f} | "
                      f"{floor_s / wall:.0%} | {floor_s / steady:.0%} | {ceiling} | {ok} |")
         if "seconds" in p:
