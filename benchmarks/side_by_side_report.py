@@ -15,7 +15,7 @@ import numpy as np
 
 from side_by_side_lib import RunResult, Setting, task_spec
 from netmarl.results.provenance import command_line, cpu_model, machine_lines
-from netmarl.results.stats import bootstrap_ci
+from netmarl.results.stats import bootstrap_ci, difference_p
 
 SYSTEMS = ("epymarl", "netmarl")
 GOAL = {"mlp": 12.0, "gru": 10.0}  # per-run env-steps/s ratio issue 19 asks for (value family)
@@ -80,25 +80,28 @@ def learning_section(done: dict, settings: list[Setting], interval: int) -> tupl
              "family, sampled from the policies for the actor-critic family (see Settings). "
              "Mean over seeds with its 95 % bootstrap CI, at the evaluation points both systems share "
              f"(every {interval:,} env steps); *final* is the last point, *max* the best point of the "
-             "mean curve. Verdict: netmarl's value against EPyMARL's CI.", "",
-             "| setting | system | seeds | final | max (at env steps) | final verdict | max verdict |",
-             "|---|---|---:|---:|---:|---|---|"]
+             "mean curve. Verdict: netmarl's value against EPyMARL's CI; *p*: two-sided permutation test "
+             "of the difference of the two systems' mean final returns (per-seed values; exact for small "
+             "seed counts): a p well above 0.05 means the seeds cannot tell the systems apart.", "",
+             "| setting | system | seeds | final | max (at env steps) | final verdict | p (final) | max verdict |",
+             "|---|---|---:|---:|---:|---|---:|---|"]
     curves = {}
     for s in settings:
         ep, nm = runs_of(done, "epymarl", s), runs_of(done, "netmarl", s)
         points = common_points(ep, nm)
         if not ep or not nm or len(points) < 2:
-            lines.append(f"| {s.name} | — | — | not run yet | | | |")
+            lines.append(f"| {s.name} | — | — | not run yet | | | | |")
             continue
         sums = {name: summary(curve(runs, points)) for name, runs in (("epymarl", ep), ("netmarl", nm))}
         curves[s] = (points, {"epymarl": curve(ep, points), "netmarl": curve(nm, points)})
         e, n = sums["epymarl"], sums["netmarl"]
+        p_final = difference_p(curves[s][1]["netmarl"][:, -1], curves[s][1]["epymarl"][:, -1])
         for name, runs, x in (("EPyMARL", ep, e), ("netmarl", nm, n)):
-            judged = (verdict(n["final"], e["final_ci"]), verdict(n["max"], e["max_ci"])) \
-                if name == "netmarl" else ("", "")
+            judged = (verdict(n["final"], e["final_ci"]), f"{p_final:.2f}", verdict(n["max"], e["max_ci"])) \
+                if name == "netmarl" else ("", "", "")
             lines.append(f"| {s.name} | {name} | {len(runs)} | {_ci(x['final'], x['final_ci'])} | "
                          f"{_ci(x['max'], x['max_ci'])} ({points[x['best']] * interval:,}) | "
-                         f"{judged[0]} | {judged[1]} |")
+                         f"{' | '.join(judged)} |")
     return lines, curves
 
 

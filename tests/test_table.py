@@ -98,3 +98,11 @@ def test_curves_type_is_returns_by_seed_and_point():
     c = curves_from_records(_records(np.arange(6.0).reshape(2, 3)))
     assert isinstance(c, Curves) and c.returns.shape == (2, 3)
     np.testing.assert_array_equal(c.env_steps, [0, 100, 200])
+
+
+def test_difference_p_is_the_exact_two_sided_permutation_p():
+    """Five seeds each, fully separated: 2 of the C(10, 5) = 252 relabellings are as extreme."""
+    from netmarl.results.stats import difference_p
+    assert difference_p(np.zeros(5), np.ones(5)) == pytest.approx(2 / 252)
+    assert difference_p(np.ones(3), np.ones(4)) == 1.0
+    assert difference_p([0.1, 0.3, 0.2], [0.2, 0.1, 0.3]) == pytest.approx(1.0)

@@ -63,6 +63,17 @@ def bootstrap_ci(samples: np.ndarray, level: float = 0.95, resamples: int = 10_0
     return float(result.confidence_interval.low), float(result.confidence_interval.high)
 
 
+def difference_p(a: np.ndarray, b: np.ndarray, resamples: int = 20_000, seed: int = 0) -> float:
+    """Two-sided permutation p-value of the difference of the means of independent samples a and b
+    (exact, over every relabelling, when there are at most `resamples` of them)."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if np.ptp(np.concatenate([a, b])) == 0:
+        return 1.0
+    result = stats.permutation_test((a, b), lambda x, y: np.mean(x) - np.mean(y), n_resamples=resamples,
+                                    alternative="two-sided", rng=np.random.default_rng(seed))
+    return float(result.pvalue)
+
+
 def iqm(samples: np.ndarray) -> float:
     """Interquartile mean: the mean of the middle 50 % (rliable's robust aggregate)."""
     return float(stats.trim_mean(np.asarray(samples, dtype=np.float64), 0.25))
