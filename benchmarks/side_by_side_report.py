@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import datetime
 import json
+import math
 import os
 from pathlib import Path
 
@@ -96,8 +97,10 @@ def learning_section(done: dict, settings: list[Setting], interval: int) -> tupl
         curves[s] = (points, {"epymarl": curve(ep, points), "netmarl": curve(nm, points)})
         e, n = sums["epymarl"], sums["netmarl"]
         p_final = difference_p(curves[s][1]["netmarl"][:, -1], curves[s][1]["epymarl"][:, -1])
+        floor_p = 2 / math.comb(len(ep) + len(nm), len(nm))  # the most extreme relabelling's p
+        p_text = f"{p_final:.2f}" + (f" (cannot go below {floor_p:.2f} with these seeds)" if floor_p > 0.05 else "")
         for name, runs, x in (("EPyMARL", ep, e), ("netmarl", nm, n)):
-            judged = (verdict(n["final"], e["final_ci"]), f"{p_final:.2f}", verdict(n["max"], e["max_ci"])) \
+            judged = (verdict(n["final"], e["final_ci"]), p_text, verdict(n["max"], e["max_ci"])) \
                 if name == "netmarl" else ("", "", "")
             lines.append(f"| {s.name} | {name} | {len(runs)} | {_ci(x['final'], x['final_ci'])} | "
                          f"{_ci(x['max'], x['max_ci'])} ({points[x['best']] * interval:,}) | "
@@ -202,7 +205,8 @@ def floor_and_profile(done: dict, settings: list[Setting]) -> list[str]:
         if not prof or not runs:
             continue
         p, wall = prof[0], mean(r.wall_s for r in runs)
-        if "episode_flops" not in p:  # profiled before 2026-12-07: XLA's FLOP count, a loop's body once
+        if "episode_flops" not in p and s.agent != "mlp":  # profiled before 2026-12-07 with XLA's FLOP
+            # count, which counts a loop's body once: right for MLP updates (no loop), not for a GRU's unroll
             floor_rows.append(f"| {s.name} | profile predates the corrected FLOP count: rerun its profile job |"
                               + " |" * 10)
             continue
@@ -214,7 +218,8 @@ def floor_and_profile(done: dict, settings: list[Setting]) -> list[str]:
         steady = mean(r.env_steps / r.steady_rate for r in runs)  # the run at its steady pace
         ceiling = f"{mean(r.env_steps / r.steady_rate for r in ep) / floor_s:.1f}x" if ep else "—"
         per_update = f"{update_flops / 1e6:.1f}" if s.family == "value" else "— (in the episodes')"
-        floor_rows.append(f"| {s.name} | {per_update} | {p.get('episode_flops', float('nan')) / 1e6:.1f} | "
+        per_episode = f"{p['episode_flops'] / 1e6:.1f}" if "episode_flops" in p else "— (not counted)"
+        floor_rows.append(f"| {s.name} | {per_update} | {per_episode} | "
                      f"{updates:,.0f}, {episodes:,.0f} | {matmul / 1e9:.1f} | {floor_s:.1f} | {wall:.1f} | "
                      f"{floor_s / wall:.0%} | {floor_s / steady:.0%} | {ceiling} | {ok} |")
         if "seconds" in p:
