@@ -310,10 +310,12 @@ def write_report(jobs, args) -> list[Path]:
              *(many + [""] if (many := many_seeds_section(done, args.settings, head)) else []),
              *(floor + [""] if (floor := floor_and_profile(done, args.settings)) else []),
              *settings_section(args.budget, args.seeds, done, args.task),
-             "", "## Machine and command", "", *machine_lines(), "", "```", command_line(), "```"]
+             "", "## Machine and command", "", *machine_lines(),
+             f"- Newest run finished: {measured_date(jobs) or 'none yet'} (the date above is this report's)",
+             "", "```", command_line(), "```"]
     out.write_text("\n".join(lines) + "\n")
     stamp = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
-    headline = {"date": stamp, "cpu": cpu_model(), "cores": os.cpu_count(), "mode": mode,
+    headline = {"date": measured_date(jobs) or stamp, "report_date": stamp, "cpu": cpu_model(), "cores": os.cpu_count(), "mode": mode,
                 "seeds": args.seeds, "budget": args.budget._asdict(), "settings": head,
                 "document": str(out.relative_to(out.parents[2])) if len(out.parents) > 2 else str(out)}
     out.with_suffix(".json").write_text(json.dumps(headline, indent=1) + "\n")
@@ -322,6 +324,15 @@ def write_report(jobs, args) -> list[Path]:
     if curves:
         written.append(plot(curves, out.with_suffix(".png"), interval))
     return written
+
+
+def measured_date(jobs) -> str | None:
+    """When the newest finished run of the report finished (its result.json), ISO format; the date
+    the speed documents sort by (benchmarks/side_by_side_lib.latest_measured), not the report's."""
+    times = [f.stat().st_mtime for job in jobs if (f := job.path / "result.json").exists()]
+    if not times:
+        return None
+    return datetime.datetime.fromtimestamp(max(times)).astimezone().isoformat(timespec="seconds")
 
 
 def notes_path(out: Path) -> Path:
