@@ -9,6 +9,7 @@ Writes docs/results/boxjump_throughput.md.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -20,6 +21,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+os.environ.setdefault("NETMARL_COMPILATION_CACHE", "off")  # compile times are measured cold
 from netmarl.envs.boxjump_physics import (DT, body_frames, box_pair_slots, find_contacts,  # noqa: E402
                                           physics_step)
 from netmarl.envs.boxjump_ref import BoxJumpRef  # noqa: E402

@@ -22,6 +22,7 @@ os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 
+os.environ.setdefault("NETMARL_COMPILATION_CACHE", "off")  # compile times are measured cold
 from netmarl.cli import compose  # noqa: E402
 from netmarl.results.provenance import command_line, machine_lines  # noqa: E402
 from netmarl.train.runner import Trainer  # noqa: E402

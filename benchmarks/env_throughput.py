@@ -23,6 +23,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # for tests.lbf_oracle when run as a script
 
+os.environ.setdefault("NETMARL_COMPILATION_CACHE", "off")  # compile times are measured cold
 from netmarl.envs.core import step_autoreset  # noqa: E402
 from netmarl.results.provenance import machine_lines  # noqa: E402
 from netmarl.envs.registry import make  # noqa: E402

@@ -29,6 +29,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import env_throughput as base  # noqa: E402
 
+os.environ.setdefault("NETMARL_COMPILATION_CACHE", "off")  # compile times are measured cold
 from netmarl.envs.registry import make  # noqa: E402
 from netmarl.results.provenance import machine_lines  # noqa: E402
 

@@ -10,6 +10,7 @@ with the safety barrier on (the MARBLER setting) and off, to show what the barri
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -21,6 +22,7 @@ import jax.numpy as jnp
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+os.environ.setdefault("NETMARL_COMPILATION_CACHE", "off")  # compile times are measured cold
 from netmarl.envs.registry import make  # noqa: E402
 from netmarl.results.provenance import command_line, machine_lines  # noqa: E402
 

@@ -26,6 +26,7 @@ import jax  # noqa: E402
 import jax.extend  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 
+os.environ.setdefault("NETMARL_COMPILATION_CACHE", "off")  # compile times are measured cold
 from netmarl.cli import compose  # noqa: E402
 from netmarl.train.replay import add_episodes  # noqa: E402
 from netmarl.train.runner import Trainer  # noqa: E402
