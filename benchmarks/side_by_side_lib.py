@@ -12,6 +12,7 @@ holds `test_return_mean` and `test_return_mean_T`); for netmarl, its run directo
 from __future__ import annotations
 
 import json
+import math
 import re
 from pathlib import Path
 from typing import NamedTuple
@@ -298,3 +299,14 @@ def latest_measured(setting: str, paths: list[Path] | None = None) -> Measured:
               f"{data.get('document', 'docs/results')}")
     return Measured(setting, row["epymarl_whole"], row["epymarl_steady"], row["netmarl_whole"],
                     row["netmarl_steady"], source)
+
+
+def runs_of(done: dict, kind: str, setting: Setting) -> list[RunResult]:
+    """The RunResults of one (system or job kind, setting) among finished jobs' results."""
+    return [RunResult.from_json(r) for result in done.get((kind, setting), []) for r in result["runs"]]
+
+
+def mean(values) -> float:
+    """The mean of the finite values (nan if none)."""
+    values = [v for v in values if math.isfinite(v)]
+    return sum(values) / len(values) if values else float("nan")

@@ -290,7 +290,7 @@ def test_floor_rows_for_both_families_and_how_far_epymarl_is_from_it():
     corrected FLOP count is named, not used."""
     import sys
     sys.path.insert(0, str(ROOT / "benchmarks"))
-    from side_by_side_report import floor_and_profile
+    from side_by_side_floor import floor_and_profile
     value, policy, old = lib.make_setting("vdn", "gru"), lib.make_setting("ippo", "gru"), lib.make_setting("iql", "gru")
 
     def run(steady):  # 1,000 env steps, 10 updates, 20 episodes
