@@ -10,11 +10,13 @@ runs exactly the program a fresh compile would build; the seed is data, not part
 `NETMARL_COMPILATION_CACHE`: unset, the cache lives in `$XDG_CACHE_HOME/netmarl/jax` (default
 `~/.cache/netmarl/jax`); a path puts it there; `off` turns it off. If the caller already chose a
 JAX cache directory (`JAX_COMPILATION_CACHE_DIR` or `jax.config`), netmarl keeps theirs. The cache
-is bounded to MAX_BYTES, least recently used entries first out; like any JAX cache it holds code
+is bounded to MAX_BYTES, least recently used entries first out (with the `filelock` package, a
+dependency; without it the cache is unbounded, as JAX's default); like any JAX cache it holds code
 that JAX will run, so it must not be writable by other users (the default is in your home).
 """
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 
@@ -47,7 +49,8 @@ def enable_compilation_cache() -> str | None:
     jax.config.update("jax_compilation_cache_dir", path)
     if "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS" not in os.environ:  # else the caller's threshold
         jax.config.update("jax_persistent_cache_min_compile_time_secs", MIN_COMPILE_SECONDS)
-    jax.config.update("jax_compilation_cache_max_size", MAX_BYTES)
+    if importlib.util.find_spec("filelock") is not None:  # JAX evicts under a file lock
+        jax.config.update("jax_compilation_cache_max_size", MAX_BYTES)
     return path
 
 
