@@ -3,7 +3,7 @@ the next run with the same shapes (another seed, a resumed run, the same test) l
 of compiling again.
 
 Compilation is most of a short netmarl run: a 4,000-step VDN run with GRU agents took 34 s cold
-and 12 s with the cache warm from a run of another seed (2026-12-07, docs/testing.md). The cache key
+and 12 s with the cache warm from a run of another seed (2026-12-07, README). The cache key
 is the compiled program itself (its HLO, the compile options, the jax and XLA versions), so a hit
 runs exactly the program a fresh compile would build; the seed is data, not part of the program.
 
