@@ -14,7 +14,10 @@ a netmarl run's time goes. Writes docs/results/epymarl_side_by_side.{md,csv,json
 (benchmarks/side_by_side_report.py).
 
 Resumable: every run has its directory under --runs; a run with a result.json is not run again,
-an unfinished one is started afresh. `--quick`: 2 seeds x 100k env steps, MLP agents only.
+an unfinished one is started afresh. `--archive DIR` also keeps each finished run's result.json in
+DIR/<run>/ (small; commit it) and takes finished runs from there, so a benchmark spread over machines
+or sessions resumes where the archive is, and its report regenerates from it with --report-only.
+`--quick`: 2 seeds x 100k env steps, MLP agents only.
 Hand-written notes on a report go in `<report>.notes.md` beside it (e.g.
 docs/results/epymarl_side_by_side.notes.md); every regeneration includes them under "Notes".
 """
@@ -173,6 +176,7 @@ def run_all(jobs: list[Job], budget: Budget, args, runner=None) -> None:
     ones alone. A failed job is reported and left unfinished (the next invocation retries it).
     `runner(job, budget, args, core) -> result dict` runs one job (default: `run_job`)."""
     runner = runner or run_job
+    restore_archived(jobs, args.archive)
     todo = [j for j in jobs if not (j.path / "result.json").exists()]
     print(f"{len(jobs) - len(todo)} of {len(jobs)} jobs already done; running {len(todo)}", flush=True)
     cores: queue.Queue = queue.Queue()
@@ -188,6 +192,7 @@ def run_all(jobs: list[Job], budget: Budget, args, runner=None) -> None:
             result = runner(job, budget, args, core if core is not None else args.cores[0])
             result["load_at_start"] = load
             (job.path / "result.json").write_text(json.dumps(result, indent=1))
+            archive(job, args.archive)
             with lock:
                 print(f"done {job.path.name} in {time.perf_counter() - tic:.0f} s (load {load:.1f})",
                       flush=True)
@@ -202,6 +207,23 @@ def run_all(jobs: list[Job], budget: Budget, args, runner=None) -> None:
         list(pool.map(execute, [j for j in todo if j.cores == 1]))
     for job in (j for j in todo if j.cores > 1):
         execute(job)
+
+
+def archive(job: Job, folder: Path | None) -> None:
+    """Copies a finished job's result.json to `folder`/<job>/ (nothing when `folder` is None)."""
+    if folder is not None:
+        (folder / job.path.name).mkdir(parents=True, exist_ok=True)
+        shutil.copy2(job.path / "result.json", folder / job.path.name / "result.json")
+
+
+def restore_archived(jobs: list[Job], folder: Path | None) -> None:
+    """Marks the jobs that `folder` holds a result of as done, copying that result into their run
+    directory (a run directory's own result wins)."""
+    for job in jobs:
+        kept = folder / job.path.name / "result.json" if folder is not None else None
+        if kept is not None and kept.exists() and not (job.path / "result.json").exists():
+            job.path.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(kept, job.path / "result.json")
 
 
 # --- command line -----------------------------------------------------------------------------------
@@ -261,6 +283,8 @@ def parse_args(argv=None):
                         "'all' for every setting)")
     parser.add_argument("--cores", default="0,1", help="CPU cores to pin runs to")
     parser.add_argument("--runs", type=Path, help="run directories (default runs/side_by_side/<mode>)")
+    parser.add_argument("--archive", type=Path, help="also keep finished runs' result.json here, and "
+                        "take finished runs from here (e.g. docs/results/runs/<report>; commit it)")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "results" / "epymarl_side_by_side.md")
     parser.add_argument("--report-only", action="store_true", help="write the report from finished runs")
     args = parser.parse_args(argv)
@@ -286,7 +310,9 @@ def parse_args(argv=None):
 def main(argv=None) -> None:
     args = parse_args(argv)
     jobs = plan(args.settings, args.seeds, args.runs, args.many)
-    if not args.report_only:
+    if args.report_only:
+        restore_archived(jobs, args.archive)
+    else:
         ensure_epymarl(args)
         args.epymarl = Path(args.epymarl).resolve()
         tic = time.perf_counter()

@@ -5,6 +5,7 @@ benchmark's timestamped console log and wall.json, from a 5k-step run) and a net
 (metrics.jsonl of two vmapped seeds, numbers chosen by hand).
 """
 import importlib.util
+import json
 import math
 import re
 from pathlib import Path
@@ -309,3 +310,29 @@ def test_floor_rows_for_both_families_and_how_far_epymarl_is_from_it():
     assert "| 2.0 | 4.0 | 50% | 100% | 10.0x |" in row["vdn-gru"]
     assert "| 2.0 | 4.0 | 50% | 100% | 10.0x |" in row["ippo-gru"]  # 20 x 1e8 / 1e9
     assert "predates the corrected FLOP count" in row["iql-gru"]
+
+
+def test_archive_resumes_a_benchmark_on_a_machine_without_its_run_directories(tmp_path):
+    """With --archive, each finished job's result.json is copied there; a later invocation with an
+    empty runs folder takes those jobs as done and runs only the others."""
+    import argparse
+    import sys
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from epymarl_side_by_side import plan, run_all
+    setting = lib.make_setting("vdn", "mlp")
+    archive = tmp_path / "archive"
+    ran = []
+
+    def runner(job, budget, args, core):
+        ran.append(job.path.name)
+        job.path.mkdir(parents=True)
+        return {"runs": [], "job": job.path.name}
+
+    first = argparse.Namespace(cores=[0], archive=archive)
+    jobs = plan([setting], 1, tmp_path / "runs1", [])
+    run_all(jobs[:1], None, first, runner)  # the first session finishes one job, then stops
+    assert (archive / jobs[0].path.name / "result.json").exists()
+    later = plan([setting], 1, tmp_path / "runs2", [])  # a new machine: no run directories
+    run_all(later, None, first, runner)
+    assert ran == [jobs[0].path.name] + [j.path.name for j in later[1:]]
+    assert json.loads((later[0].path / "result.json").read_text())["job"] == jobs[0].path.name
