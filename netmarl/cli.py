@@ -193,7 +193,7 @@ def cmd_reproduce(args) -> None:
                              tuple(args.slurm_option), args.slurm_executor)
     try:
         reproduce(args.experiment, args.dir, args.seeds, args.jobs, args.steps, args.dry_run, args.backend,
-                  options, _names(args.tasks), _names(args.algos))
+                  options, _names(args.tasks), _names(args.algos), args.archive)
     except (ValueError, FileNotFoundError, ImportError, GridFailed) as error:
         raise SystemExit(f"netmarl: {error}") from None
 
@@ -276,6 +276,9 @@ def main(argv: list[str] | None = None) -> None:
     rep.add_argument("--tasks", help="only these tasks of the experiment (comma-separated; default all)")
     rep.add_argument("--algos", help="only these algorithms of the experiment (comma-separated; default "
                      "all), e.g. one cell per machine or core: --tasks lbf-easy --algos vdn_ps@benchmark")
+    rep.add_argument("--archive", help="also keep each finished run's records (config, metrics, "
+                     "evaluations; no checkpoints) in this folder, and take finished runs from it when "
+                     "their directory is missing (e.g. docs/results/runs/<experiment>; commit it)")
     _cluster_arguments(rep)
     rep.set_defaults(func=cmd_reproduce)
     agent = sub.add_parser("agent", help="one networked agent per MPI process: mpirun -n N+1 "

@@ -10,7 +10,10 @@ Every (task, algorithm, seed) is one run directory `<dir>/<task>_<algo>_s<seed>`
 The runs train on a backend (netmarl/backends.py): this machine's worker processes (the default; each
 takes whole (task, algorithm) cells, so a cell's seeds share one compilation), a Ray cluster or a
 Slurm cluster, each run in the same run directory. Killing the command (or a worker) loses at most
-one evaluation interval per running run.
+one evaluation interval per running run. `--archive DIR` also copies each finished run's records
+(RECORDS: config, summary, metrics, evaluations; kilobytes, not its checkpoints) to DIR, mirroring the
+run directories, and takes finished runs from there when their directory is missing: commit DIR and a
+grid spread over machines or sessions resumes, and its tables regenerate, from the records alone.
 
 An optional `final_eval: {episodes: E, envs: {NAME: {env option: value}}}` evaluates every trained
 run's final policy greedily for E episodes on each named variant of the evaluation environment (e.g.
@@ -29,6 +32,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 import time
 from pathlib import Path
 
@@ -38,6 +42,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 CONF_DIR = Path(__file__).parent / "conf" / "reproduce"
 RANDOM = "random"  # the pseudo-algorithm of the uniformly random policy (needs final_eval)
 FINAL_EVAL = "final_eval.json"
+RECORDS = ("config.json", "summary.json", "metrics.jsonl", "marl_eval.json", FINAL_EVAL)  # --archive
 EXPERIMENTS = sorted(p.stem for p in CONF_DIR.glob("*.yaml"))
 # report name -> "module:function(folder, runs, experiment, doc) -> Path" (written after the table)
 REPORTS = {"decomposition-games": "netmarl.results.decomposition:write_report",
@@ -203,10 +208,12 @@ def final_evaluation(run: Run) -> None:
 
 def reproduce(name: str, root: str | None = None, seeds: int | None = None, jobs: int | None = None,
               steps: int | None = None, dry_run: bool = False, backend: str = "local",
-              options=None, tasks: list[str] | None = None, algos: list[str] | None = None) -> Path:
+              options=None, tasks: list[str] | None = None, algos: list[str] | None = None,
+              archive: str | None = None) -> Path:
     """Runs (or continues) experiment `name` on `backend` (netmarl.backends.BACKENDS, with its
     BackendOptions), or only its cells of `tasks` × `algos` (None: all, e.g. one cell per machine
-    or core); writes table.md/.csv and curves.png into its folder."""
+    or core); writes table.md/.csv and curves.png into its folder. `archive`: a folder that keeps
+    the finished runs' records (`_Archive`)."""
     from netmarl.backends import BACKENDS, BackendOptions, check_backend
 
     options = options or BackendOptions()
@@ -214,6 +221,9 @@ def reproduce(name: str, root: str | None = None, seeds: int | None = None, jobs
     experiment = load_experiment(name)
     folder = Path(root or f"runs/reproduce/{Path(name).stem}")
     runs = plan(experiment, folder, seeds, steps)
+    kept = _Archive(folder, Path(archive), runs) if archive else None
+    if kept and not dry_run:
+        kept.restore()
     chosen = select_cells(experiment, runs, tasks, algos)
     states = [r.state for r in chosen]
     of = "" if len(chosen) == len(runs) else f" (chosen of {len(runs)})"
@@ -230,7 +240,15 @@ def reproduce(name: str, root: str | None = None, seeds: int | None = None, jobs
     if todo:
         clock = _WallClock(folder, jobs, backend)
         with _progress(chosen) as update:
-            BACKENDS[backend](todo, jobs, options, lambda steps=None: (update(steps), clock.tick()))
+            def tick(steps=None):
+                update(steps)
+                clock.tick()
+                if kept:
+                    kept.save()
+
+            BACKENDS[backend](todo, jobs, options, tick)
+    if kept:
+        kept.save()
     write_results(folder, runs)
     if experiment.get("report") and all(r.state == "done" for r in runs):
         write_report(experiment, folder, runs)
@@ -293,6 +311,40 @@ def steps_done(run: Run) -> int:
         return 0
     lines = metrics.read_text().splitlines()
     return json.loads(lines[-1])["env_steps"] if lines else 0
+
+
+class _Archive:
+    """Finished runs' records (RECORDS) under `dest`, at the same paths relative to the grid's folder
+    as the run directories."""
+
+    def __init__(self, folder: Path, dest: Path, runs: list[Run]):
+        self.runs, self.saved = runs, set()
+        self.where = {r.path: dest / r.path.relative_to(folder) for r in runs}
+
+    def restore(self) -> None:
+        """Copies the records of archived runs whose directory is missing, if they trained to at
+        least the run's budget (a larger budget needs the checkpoint: such a run trains afresh)."""
+        for run in self.runs:
+            kept = self.where[run.path]
+            if run.path.exists() or not (kept / "summary.json").exists():
+                continue
+            if json.loads((kept / "config.json").read_text())["run"]["total_steps"] < run.budget:
+                continue
+            run.path.mkdir(parents=True)
+            for name in RECORDS:
+                if (kept / name).exists():
+                    shutil.copy2(kept / name, run.path / name)
+
+    def save(self) -> None:
+        """Copies the records of runs finished since the last call."""
+        for run in self.runs:
+            if run.path in self.saved or run.state != "done":
+                continue
+            self.where[run.path].mkdir(parents=True, exist_ok=True)
+            for name in RECORDS:
+                if (run.path / name).exists():
+                    shutil.copy2(run.path / name, self.where[run.path] / name)
+            self.saved.add(run.path)
 
 
 class _WallClock:

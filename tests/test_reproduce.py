@@ -5,7 +5,7 @@ import json
 import pytest
 
 from netmarl.cli import compose, main
-from netmarl.reproduce import EXPERIMENTS, Run, load_experiment, plan, reproduce
+from netmarl.reproduce import EXPERIMENTS, Run, _Archive, load_experiment, plan, reproduce
 from netmarl.train.loop import train
 
 EXPERIMENT = """
@@ -99,6 +99,33 @@ def test_chosen_cells_train_alone_and_unknown_names_are_refused(experiment, tmp_
     main(["reproduce", experiment, "--dir", str(root), "--algos", "iql, vdn", "--tasks",
           "matrix:climbing", "--dry-run"])  # the command line's comma-separated lists
     assert "4 runs in" in capsys.readouterr().out
+
+
+def test_archive_keeps_finished_runs_records_and_resumes_a_grid_without_its_run_directories(
+        experiment, tmp_path, capsys):
+    """--archive: finished runs' records (no checkpoints) are copied there; on a machine without
+    the run directories they come back as finished runs, unless the budget grew (then they train)."""
+    root, kept = tmp_path / "out", tmp_path / "kept"
+    reproduce(experiment, str(root), steps=300, algos=["vdn"], archive=str(kept))
+    runs = plan(load_experiment(experiment), root, steps=300)
+    for run in runs[2:]:
+        saved = kept / run.path.name
+        assert sorted(p.name for p in saved.iterdir()) == ["config.json", "marl_eval.json", "metrics.jsonl",
+                                                             "summary.json"]
+        assert (saved / "metrics.jsonl").read_text() == (run.path / "metrics.jsonl").read_text()
+    fresh = tmp_path / "fresh"  # a new machine: the records only
+    main(["reproduce", experiment, "--dir", str(fresh), "--steps", "300", "--algos", "vdn", "--archive", str(kept)])
+    assert "2 runs (chosen of 4) in" in capsys.readouterr().out
+    again = plan(load_experiment(experiment), fresh, steps=300)
+    assert [r.state for r in again] == ["new", "new", "done", "done"]
+    assert not (again[2].path / "checkpoints").exists()  # restored, not retrained
+    assert (again[2].path / "metrics.jsonl").read_text() == (runs[2].path / "metrics.jsonl").read_text()
+    longer = tmp_path / "longer"
+    reproduce(experiment, str(longer), steps=300, algos=["vdn"], archive=str(kept), dry_run=True)
+    assert not longer.exists()  # a dry run restores nothing
+    bigger = plan(load_experiment(experiment), longer, steps=400)
+    _Archive(longer, kept, bigger).restore()
+    assert [r.state for r in bigger] == ["new"] * 4  # trained to 300 < 400 steps: trains afresh
 
 
 FINAL = EXPERIMENT.replace("algos: [iql, vdn]", "algos: [random, iql]").replace(
