@@ -193,7 +193,7 @@ def cmd_reproduce(args) -> None:
                              tuple(args.slurm_option), args.slurm_executor)
     try:
         reproduce(args.experiment, args.dir, args.seeds, args.jobs, args.steps, args.dry_run, args.backend,
-                  options, _names(args.tasks), _names(args.algos), args.archive)
+                  options, _names(args.tasks), _names(args.algos), args.archive, args.seed_axis)
     except (ValueError, FileNotFoundError, ImportError, GridFailed) as error:
         raise SystemExit(f"netmarl: {error}") from None
 
@@ -279,6 +279,8 @@ def main(argv: list[str] | None = None) -> None:
     rep.add_argument("--archive", help="also keep each finished run's records (config, metrics, "
                      "evaluations; no checkpoints) in this folder, and take finished runs from it when "
                      "their directory is missing (e.g. docs/results/runs/<experiment>; commit it)")
+    rep.add_argument("--seed-axis", help="runs (one run per seed) or vmap (one run per cell), instead of "
+                     "the experiment's seed_axis: runs spreads a long vmapped cell's seeds over sessions")
     _cluster_arguments(rep)
     rep.set_defaults(func=cmd_reproduce)
     agent = sub.add_parser("agent", help="one networked agent per MPI process: mpirun -n N+1 "

@@ -25,7 +25,8 @@ under its own run directories and table column (its algo.name is `name@variant`)
 algorithm side by side (e.g. vdn-ps-ceiling.yaml).
 
 `seed_axis: vmap` trains each cell's seeds as one vmapped run `<dir>/<task>_<algo>` (tiny tasks such
-as matrix games, where one compilation per cell dominates); `report: {name: R, doc: PATH}` then
+as matrix games, where one compilation per cell dominates; `--seed-axis runs` overrides it when a
+cell is too long for one session or machine: its seeds become separate runs); `report: {name: R, doc: PATH}` then
 writes a study document with the registered report R (REPORTS) from the finished runs.
 """
 from __future__ import annotations
@@ -99,14 +100,18 @@ def load_experiment(name: str) -> dict:
     if missing:
         raise ValueError(f"experiment {path} lacks {sorted(missing)}")
     _check_final_eval(experiment, path)
-    if experiment.get("seed_axis", "runs") not in ("runs", "vmap"):
-        raise ValueError(f"experiment {path}: seed_axis {experiment['seed_axis']!r}; accepted: runs "
-                         "(one run per seed), vmap (one run per cell, seeds vmapped)")
+    _check_seed_axis(experiment.get("seed_axis", "runs"), f"experiment {path}: seed_axis")
     report = experiment.get("report")
     if report is not None and (not isinstance(report, dict) or report.get("name") not in REPORTS):
         raise ValueError(f"experiment {path}: report {report!r} must be {{name: N, doc: PATH}} with N "
                          f"among {', '.join(REPORTS)}")
     return experiment
+
+
+def _check_seed_axis(value, what: str) -> None:
+    if value not in ("runs", "vmap"):
+        raise ValueError(f"{what} {value!r}; accepted: runs (one run per seed), vmap (one run per cell, "
+                         "seeds vmapped)")
 
 
 def _check_final_eval(experiment: dict, path: Path) -> None:
@@ -209,16 +214,19 @@ def final_evaluation(run: Run) -> None:
 def reproduce(name: str, root: str | None = None, seeds: int | None = None, jobs: int | None = None,
               steps: int | None = None, dry_run: bool = False, backend: str = "local",
               options=None, tasks: list[str] | None = None, algos: list[str] | None = None,
-              archive: str | None = None) -> Path:
+              archive: str | None = None, seed_axis: str | None = None) -> Path:
     """Runs (or continues) experiment `name` on `backend` (netmarl.backends.BACKENDS, with its
     BackendOptions), or only its cells of `tasks` × `algos` (None: all, e.g. one cell per machine
     or core); writes table.md/.csv and curves.png into its folder. `archive`: a folder that keeps
-    the finished runs' records (`_Archive`)."""
+    the finished runs' records (`_Archive`); `seed_axis`: runs | vmap, instead of the experiment's."""
     from netmarl.backends import BACKENDS, BackendOptions, check_backend
 
     options = options or BackendOptions()
     check_backend(backend, options)
     experiment = load_experiment(name)
+    if seed_axis is not None:
+        _check_seed_axis(seed_axis, "--seed-axis")
+        experiment["seed_axis"] = seed_axis
     folder = Path(root or f"runs/reproduce/{Path(name).stem}")
     runs = plan(experiment, folder, seeds, steps)
     kept = _Archive(folder, Path(archive), runs) if archive else None

@@ -304,6 +304,18 @@ def test_vmapped_seed_axis_plans_one_run_per_cell_with_all_seeds(tmp_path):
     assert "run.seeds=2" in _run_overrides(runs[0], "iql")
 
 
+def test_seed_axis_option_splits_a_vmapped_cell_into_runs_per_seed(tmp_path, capsys):
+    """--seed-axis runs: a vmapped experiment's seeds become separate runs (spread over sessions);
+    a bad value is refused naming the accepted ones."""
+    path = _write(tmp_path, EXPERIMENT + "seed_axis: vmap\n")
+    main(["reproduce", str(path), "--dir", str(tmp_path / "out"), "--steps", "300", "--seed-axis", "runs",
+          "--dry-run"])
+    out = capsys.readouterr().out
+    assert "4 runs in" in out and "matrix:climbing_vdn_s1" in out
+    with pytest.raises(SystemExit, match="--seed-axis 'each'; accepted: runs"):
+        main(["reproduce", str(path), "--steps", "300", "--seed-axis", "each", "--dry-run"])
+
+
 def test_algorithm_variants_are_their_own_columns(tmp_path):
     """`name@variant` trains conf/algo/<name> with the variant's overrides, named name@variant."""
     from netmarl.reproduce import _run_overrides
