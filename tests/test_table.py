@@ -106,3 +106,5 @@ def test_difference_p_is_the_exact_two_sided_permutation_p():
     assert difference_p(np.zeros(5), np.ones(5)) == pytest.approx(2 / 252)
     assert difference_p(np.ones(3), np.ones(4)) == 1.0
     assert difference_p([0.1, 0.3, 0.2], [0.2, 0.1, 0.3]) == pytest.approx(1.0)
+    assert difference_p([0.0], [1.0]) == 1.0  # one run each (a report regenerated mid-benchmark)
+    assert difference_p([0.0], [1.0, 1.0, 1.0]) == pytest.approx(1 / 4)
