@@ -91,6 +91,8 @@ def learning_section(done: dict, settings: list[Setting], interval: int) -> tupl
         for name, runs, x in (("EPyMARL", ep, e), ("netmarl", nm, n)):
             judged = (verdict(n["final"], e["final_ci"]), p_text, verdict(n["max"], e["max_ci"])) \
                 if name == "netmarl" else ("", "", "")
+            if name == "netmarl" and len(ep) < 2:  # a CI of one run is no interval
+                judged = ("none (EPyMARL: 1 seed, no CI)", p_text, "none")
             lines.append(f"| {s.name} | {name} | {len(runs)} | {_ci(x['final'], x['final_ci'])} | "
                          f"{_ci(x['max'], x['max_ci'])} ({points[x['best']] * interval:,}) | "
                          f"{' | '.join(judged)} |")

@@ -336,3 +336,24 @@ def test_archive_resumes_a_benchmark_on_a_machine_without_its_run_directories(tm
     run_all(later, None, first, runner)
     assert ran == [jobs[0].path.name] + [j.path.name for j in later[1:]]
     assert json.loads((later[0].path / "result.json").read_text())["job"] == jobs[0].path.name
+
+
+def test_learning_section_gives_no_verdict_against_a_single_epymarl_run():
+    """A report regenerated while the benchmark runs may have one EPyMARL seed: its 'CI' is a point,
+    so the row gives the numbers and the p-value but no inside/above/below verdict."""
+    import sys
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from side_by_side_report import learning_section
+    setting = lib.make_setting("vdn", "mlp")
+
+    def run(last):
+        return lib.RunResult({0: 0.0, 1: 0.1, 2: last}, 1000, 10.0, 500.0, 10, 20).to_json()
+
+    done = {("epymarl", setting): [{"runs": [run(0.2)]}],
+            ("netmarl", setting): [{"runs": [run(0.3)]}, {"runs": [run(0.4)]}]}
+    lines, _ = learning_section(done, [setting], 1000)
+    row = next(x for x in lines if x.startswith("| vdn-mlp | netmarl |"))
+    assert "none (EPyMARL: 1 seed, no CI)" in row and "above" not in row
+    done[("epymarl", setting)].append({"runs": [run(0.25)]})
+    row = next(x for x in learning_section(done, [setting], 1000)[0] if x.startswith("| vdn-mlp | netmarl |"))
+    assert "above" in row
