@@ -89,10 +89,12 @@ def learning_section(done: dict, settings: list[Setting], interval: int) -> tupl
         floor_p = 2 / math.comb(len(ep) + len(nm), len(nm))  # the most extreme relabelling's p
         p_text = f"{p_final:.2f}" + (f" (cannot go below {floor_p:.2f} with these seeds)" if floor_p > 0.05 else "")
         for name, runs, x in (("EPyMARL", ep, e), ("netmarl", nm, n)):
-            judged = (verdict(n["final"], e["final_ci"]), p_text, verdict(n["max"], e["max_ci"])) \
-                if name == "netmarl" else ("", "", "")
-            if name == "netmarl" and len(ep) < 2:  # a CI of one run is no interval
+            if name == "EPyMARL":
+                judged = ("", "", "")
+            elif len(ep) < 2:  # a CI of one run is no interval
                 judged = ("none (EPyMARL: 1 seed, no CI)", p_text, "none")
+            else:
+                judged = (verdict(n["final"], e["final_ci"]), p_text, verdict(n["max"], e["max_ci"]))
             lines.append(f"| {s.name} | {name} | {len(runs)} | {_ci(x['final'], x['final_ci'])} | "
                          f"{_ci(x['max'], x['max_ci'])} ({points[x['best']] * interval:,}) | "
                          f"{' | '.join(judged)} |")

@@ -330,13 +330,11 @@ class _Archive:
         self.where = {r.path: dest / r.path.relative_to(folder) for r in runs}
 
     def restore(self) -> None:
-        """Copies the records of archived runs whose directory is missing, if they trained to at
-        least the run's budget (a larger budget needs the checkpoint: such a run trains afresh)."""
+        """Copies the records of archived runs whose directory is missing, if they are done as the
+        run would be (`Run.state`: a larger budget needs the checkpoint, so such a run trains afresh)."""
         for run in self.runs:
             kept = self.where[run.path]
-            if run.path.exists() or not (kept / "summary.json").exists():
-                continue
-            if json.loads((kept / "config.json").read_text())["run"]["total_steps"] < run.budget:
+            if run.path.exists() or dataclasses.replace(run, path=kept).state != "done":
                 continue
             run.path.mkdir(parents=True)
             for name in RECORDS:
