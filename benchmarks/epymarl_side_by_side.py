@@ -24,6 +24,7 @@ docs/results/epymarl_side_by_side.notes.md); every regeneration includes them un
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import json
 import os
 import queue
@@ -209,6 +210,19 @@ def run_all(jobs: list[Job], budget: Budget, args, runner=None) -> None:
         execute(job)
 
 
+def select(jobs: list[Job], only: str | None) -> list[Job]:
+    """The jobs whose directory name matches one of the comma-separated fnmatch patterns `only`
+    (all of them when None); a pattern that matches no job is an error naming the jobs."""
+    if only is None:
+        return jobs
+    patterns = only.split(",")
+    unmatched = [p for p in patterns if not any(fnmatch.fnmatch(j.path.name, p) for j in jobs)]
+    if unmatched:
+        raise SystemExit(f"--only {', '.join(unmatched)} matches none of the jobs: "
+                         f"{', '.join(j.path.name for j in jobs)}")
+    return [j for j in jobs if any(fnmatch.fnmatch(j.path.name, p) for p in patterns)]
+
+
 def archive(job: Job, folder: Path | None) -> None:
     """Copies a finished job's result.json to `folder`/<job>/ (nothing when `folder` is None)."""
     if folder is not None:
@@ -287,6 +301,9 @@ def parse_args(argv=None):
                         "take finished runs from here (e.g. docs/results/runs/<report>; commit it)")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "results" / "epymarl_side_by_side.md")
     parser.add_argument("--report-only", action="store_true", help="write the report from finished runs")
+    parser.add_argument("--only", help="run only the jobs whose directory name matches one of these "
+                        "comma-separated patterns (fnmatch, e.g. 'epymarl-*-s3'): to spread a benchmark "
+                        "over instances on different cores; the report still covers every finished job")
     args = parser.parse_args(argv)
     quick = args.quick
     args.seeds = args.seeds or (2 if quick else 5)
@@ -316,7 +333,7 @@ def main(argv=None) -> None:
         ensure_epymarl(args)
         args.epymarl = Path(args.epymarl).resolve()
         tic = time.perf_counter()
-        run_all(jobs, args.budget, args)
+        run_all(select(jobs, args.only), args.budget, args)
         args.wall_s = time.perf_counter() - tic
         print(f"benchmark wall time {args.wall_s:.0f} s", flush=True)
     written = write_report(jobs, args)

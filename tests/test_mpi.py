@@ -37,10 +37,10 @@ def _need_mpi():
 def mpi_env():
     _need_mpi()
     # the session's compilation cache (conftest.py): the agents of every mpirun here share their
-    # compiled programs with each other and with the simulator runs of the same shapes
+    # compiled programs with each other and with the simulator runs of the same shapes, compiled
+    # with the same XLA_FLAGS (conftest.py's)
     return {**os.environ, "OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
-            "JAX_PLATFORMS": "cpu", "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
-            "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"}
+            "JAX_PLATFORMS": "cpu", "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"}
 
 
 def _mpirun(env, procs: int, args: list[str], limit: int, ft: bool = False) -> subprocess.Popen:

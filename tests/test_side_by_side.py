@@ -338,6 +338,18 @@ def test_archive_resumes_a_benchmark_on_a_machine_without_its_run_directories(tm
     assert json.loads((later[0].path / "result.json").read_text())["job"] == jobs[0].path.name
 
 
+def test_only_selects_jobs_by_pattern_and_names_the_jobs_when_none_match(tmp_path):
+    import sys
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from epymarl_side_by_side import plan, select
+    jobs = plan([lib.make_setting("vdn", "mlp")], 3, tmp_path, [])
+    assert select(jobs, None) == jobs
+    chosen = select(jobs, "epymarl-*-s1,netmarl-vdn-mlp-s2")
+    assert [j.path.name for j in chosen] == ["epymarl-vdn-mlp-s1", "netmarl-vdn-mlp-s2"]
+    with pytest.raises(SystemExit, match=r"--only epymarl-\*-s7 matches none of the jobs: epymarl-vdn-mlp-s0"):
+        select(jobs, "epymarl-*-s7")
+
+
 def test_learning_section_gives_no_verdict_against_a_single_epymarl_run():
     """A report regenerated while the benchmark runs may have one EPyMARL seed: its 'CI' is a point,
     so the row gives the numbers and the p-value but no inside/above/below verdict."""
