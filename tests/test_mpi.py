@@ -193,9 +193,13 @@ def test_hung_agent_stops_the_run_naming_it(mpi_env, tmp_path):
         pytest.fail(f"the hung agent process {hung} outlived the job")
 
 
-# DVDN (GT) exercises every message type of DVDN and more (its gradient tracker too); plain DVDN
-# repeats the same path for ~60 s and so runs in `make test-all` only (issue 20's budget).
-@pytest.mark.parametrize("algo", [pytest.param("dvdn", marks=pytest.mark.slow), "dvdn_gt"])
+# DVDN (GT) exercises every message type of DVDN and more (its gradient tracker too).
+# DVDN (GT) took 84 s of a 2-core CI run (five processes and two simulator runs beside the other
+# worker), over the default suite's 60 s per test: both are `slow` (make test-all); the default suite
+# keeps the runtime's exchange (test_hung_peer_times_out_named_and_the_job_aborts, 3 processes) and
+# push-sum under loss.
+@pytest.mark.slow
+@pytest.mark.parametrize("algo", ["dvdn", "dvdn_gt"])
 def test_mpi_agents_equal_the_simulator(algo, mpi_env, tmp_path):
     overrides = [f"algo={algo}", *TINY, f"run.total_steps={STEPS[algo]}", "run.eval_interval=150"]
     run_dir = tmp_path / algo
