@@ -47,3 +47,28 @@ def pytest_sessionfinish(session, exitstatus):
                                 f"{DEFAULT_SUITE_LIMIT_S:.0f} s): {test}", red=True)
         if os.environ.get("NETMARL_TEST_BUDGET", "fail") != "warn":
             session.exitstatus = 1
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "users_compiler: runs in a subprocess compiled with users' XLA "
+                            "settings, not the suite's cheap ones (long-running learning checks, "
+                            "bitwise equality of two programs)")
+
+
+def pytest_pyfunc_call(pyfuncitem):
+    """A `users_compiler` test, under the suite's cheap compiler settings, runs itself again in a
+    pytest subprocess with users' settings (NETMARL_TEST_FULL_OPT=1, XLA_FLAGS without the cheap
+    flags) and passes when that run passes."""
+    cheap = os.environ.get("NETMARL_TEST_CHEAP_XLA")
+    if not cheap or pyfuncitem.get_closest_marker("users_compiler") is None:
+        return None
+    import subprocess
+    import sys
+    env = {**os.environ, "NETMARL_TEST_FULL_OPT": "1",
+           "XLA_FLAGS": os.environ["XLA_FLAGS"].replace(cheap, "").strip()}
+    env.pop("NETMARL_TEST_CHEAP_XLA")
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist",
+                           pyfuncitem.nodeid], env=env, capture_output=True, text=True,
+                          cwd=str(pyfuncitem.config.rootpath))
+    assert proc.returncode == 0 and "1 passed" in proc.stdout, proc.stdout[-3000:]
+    return True

@@ -5,9 +5,6 @@ stepped on the host, trains to the same numbers as the jitted path on the same L
 path keys every episode as the jitted path does (its reset seed is drawn from the episode's reset key,
 and `SeededLBF` resets from that same seed natively)."""
 import dataclasses
-import os
-import subprocess
-import sys
 
 import gymnasium
 import jax
@@ -79,22 +76,13 @@ def registered():
 
 
 # VDN stays in the default suite (28 s compiling from scratch); MAPPO's twin (28 s) is `slow`.
+# Two different XLA programs agree bit for bit under users' compiler settings, not under the
+# suite's cheap ones (a 1-ulp difference in a logged loss): users_compiler (conftest.py).
+@pytest.mark.users_compiler
 @pytest.mark.parametrize("algo", ["vdn", pytest.param("mappo", marks=pytest.mark.slow)])
 def test_host_path_equals_jitted_path(algo):
     """The same run through both paths: env steps, losses, parameters and evaluations bitwise equal
     (the padding after an episode differs, zeros on the host: it is masked everywhere)."""
-    if os.environ.get("NETMARL_TEST_CHEAP_XLA"):
-        # Two different XLA programs agree bit for bit under the compiler settings users run with,
-        # not under the suite's cheap ones (conftest.py; a 1-ulp difference in a logged loss): this
-        # check runs in a process that compiles as users do.
-        env = {**os.environ, "NETMARL_TEST_FULL_OPT": "1",
-               "XLA_FLAGS": os.environ["XLA_FLAGS"].replace(os.environ["NETMARL_TEST_CHEAP_XLA"], "")}
-        env.pop("NETMARL_TEST_CHEAP_XLA")
-        proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                               f"{__file__}::test_host_path_equals_jitted_path[{algo}]"],
-                              env=env, capture_output=True, text=True)
-        assert proc.returncode == 0 and "1 passed" in proc.stdout, proc.stdout[-3000:]
-        return
     extra = ["run.num_envs=2", "algo.policy.minibatches=2"] if algo == "mappo" else []
     native = Trainer(compose([f"algo={algo}", f"env=seededlbf:{TASK}", "env.options.max_steps=10",
                               *SMALL, *extra]))

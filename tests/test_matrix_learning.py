@@ -1,6 +1,7 @@
 """The lecture's decomposition results on one-step matrix games (seeds/marl_book_lecture_deep_marl_part1)."""
 import jax
 import numpy as np
+import pytest
 
 from netmarl.results.qtables import q_tables
 from tests.helpers import joint_q_table, matrix_config, train_steps
@@ -23,6 +24,7 @@ def test_vdn_fits_the_linear_game_exactly():
     np.testing.assert_allclose(table, LINEAR, atol=0.2)
 
 
+@pytest.mark.users_compiler  # long-running: compiled as users compile (conftest.py)
 def test_qmix_recovers_monotonic_game_where_vdn_cannot():
     """Calibrated (docs/results/test_calibration.md, 40 seeds): QMIX's |Q_tot(B,B) − 10| is
     0.026 ± 0.059 (worst 0.345; VDN's ≥ 2.0, frozen ≥ 8.8): threshold 0.5, z = 8.1. VDN's

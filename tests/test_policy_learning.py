@@ -20,6 +20,7 @@ def _train(overrides: list[str], steps: int):
 
 
 # Issue 21's acceptance: IPPO and MAPPO each solve lbf-tiny in a default-suite check under 30 s
+@pytest.mark.users_compiler  # long-running: compiled as users compile (conftest.py)
 @pytest.mark.parametrize("algo", ["ippo_ns", "mappo_ns"])
 def test_ppo_solves_lbf_tiny(algo):
     """The training (stochastic-policy) return over the last 4k of 40k env steps is >= 0.9 on
