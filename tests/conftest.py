@@ -7,11 +7,11 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 # milliseconds), so its programs are compiled cheaply: XLA's older elemental emitters instead of its
 # fusion emitters and no LLVM optimisation. A tiny ia2c iteration compiles in 2.2 s instead of 10 s
 # and the default suite's CPU time falls by 38 % (docs/testing.md); the semantics are XLA's, so
-# every check means what it did (bitwise equality of two different programs is the exception:
-# tests/test_host_training.py checks it as users compile). Flags, not JAX options, so that every
-# subprocess a test starts (CLI, mpirun, cluster workers) compiles the same way.
-# NETMARL_TEST_FULL_OPT=1 tests with the compiler settings users run with.
-# NETMARL_TEST_CHEAP_XLA names them to the tests (tests/test_host_training.py).
+# every check means what it did. Tests marked `users_compiler` (below) run as users compile: long
+# learning checks, and bitwise equality of two different programs, which these settings do not keep.
+# Flags, not JAX options, so that every subprocess a test starts (CLI, mpirun, cluster workers)
+# compiles the same way. NETMARL_TEST_FULL_OPT=1 tests with the compiler settings users run with;
+# NETMARL_TEST_CHEAP_XLA names the cheap flags to the xdist workers and to pytest_pyfunc_call.
 TEST_XLA_FLAGS = ("--xla_cpu_use_fusion_emitters=false --xla_backend_optimization_level=0 "
                   "--xla_llvm_disable_expensive_passes=true")
 # First: XLA stops reading XLA_FLAGS at a word without dashes such as `intra_op_parallelism_threads=1`
