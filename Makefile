@@ -6,6 +6,10 @@ STAMP := $(VENV)/.installed
 # Single-threaded XLA on CPU: faster and robust on small shared machines (DESIGN.md).
 export XLA_FLAGS := --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1
 export JAX_PLATFORMS := cpu
+# --no-compile below relies on Python caching the bytecode of what it imports; with
+# PYTHONDONTWRITEBYTECODE=1 (set on our CI machines) every process would compile jax's sources again:
+# 5 s of CPU per test subprocess and per MPI agent (docs/testing.md)
+unexport PYTHONDONTWRITEBYTECODE
 
 .PHONY: demo test test-all bench side-by-side host-side-by-side clean
 

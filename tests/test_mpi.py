@@ -50,10 +50,11 @@ def _mpirun(env, procs: int, args: list[str], limit: int, ft: bool = False) -> s
 
 
 def _agent(env, run_dir: Path, overrides: list[str], limit: int, ft: bool = False,
-           deadline: int = 120):
+           deadline: int = 120, agents: int = 4):
+    """`netmarl agent` under mpirun: `agents` agent processes and the environment's."""
     args = [str(BIN / "netmarl"), "agent", *overrides, f"run.dir={run_dir.parent}",
             f"run.id={run_dir.name}", "--timeout", str(deadline)]
-    return _mpirun(env, 5, args, limit, ft)
+    return _mpirun(env, agents + 1, args, limit, ft)
 
 
 def _simulate(overrides: list[str], nudge: bool = False):
@@ -87,8 +88,6 @@ def _simulate(overrides: list[str], nudge: bool = False):
 # the simulator is run a second time from parameters one ulp away, and MPI must be within
 # FLOAT_SLACK times that run's largest distance from the plain one (plus a floor of a few float32
 # ulps, 1e-6 relative, for quantities that did not move at all).
-STEPS = {"dvdn": 800, "dvdn_gt": 300}
-UPDATES = {"dvdn": 384, "dvdn_gt": 128}  # at least this many learning updates in STEPS env steps
 FLOAT_SLACK = 10.0
 
 
@@ -169,7 +168,7 @@ def test_hung_agent_stops_the_run_naming_it(mpi_env, tmp_path):
     """Agent 2 sleeps forever before update 4 (a test hook): its neighbours' exchange hits the
     12 s deadline, the error names agent 2, and the whole job aborts instead of hanging."""
     run_dir, deadline = tmp_path / "hang", 12
-    overrides = ["algo=dvdn_gt", *TINY, f"run.total_steps={STEPS['dvdn_gt']}", "run.eval_interval=150"]
+    overrides = ["algo=dvdn_gt", *TINY, "run.total_steps=300", "run.eval_interval=150"]
     proc = _agent({**mpi_env, "NETMARL_TEST_HANG": "2:4"}, run_dir, overrides, limit=400,
                   deadline=deadline)
     lines, hung_at = [], None
@@ -193,28 +192,36 @@ def test_hung_agent_stops_the_run_naming_it(mpi_env, tmp_path):
         pytest.fail(f"the hung agent process {hung} outlived the job")
 
 
-# DVDN (GT) exercises every message type of DVDN and more (its gradient tracker too).
-# DVDN (GT) took 84 s of a 2-core CI run (five processes and two simulator runs beside the other
-# worker), over the default suite's 60 s per test: both are `slow` (make test-all); the default suite
-# keeps the runtime's exchange (test_hung_peer_times_out_named_and_the_job_aborts, 3 processes) and
-# push-sum under loss.
-@pytest.mark.slow
-@pytest.mark.parametrize("algo", ["dvdn", "dvdn_gt"])
-def test_mpi_agents_equal_the_simulator(algo, mpi_env, tmp_path):
-    overrides = [f"algo={algo}", *TINY, f"run.total_steps={STEPS[algo]}", "run.eval_interval=150"]
+# DVDN (GT) exercises every message type of DVDN and more (its gradient tracker too). Four agents
+# (five processes and two simulator runs) took 84 s of a 2-core CI run, over the default suite's 60 s
+# per test: they are `slow` (make test-all); the default suite runs the whole job with two agents.
+MPI_CASES = [pytest.param("dvdn_gt", 2, 150, 48, id="dvdn_gt-2agents"),
+             pytest.param("dvdn", 4, 800, 384, id="dvdn", marks=pytest.mark.slow),
+             pytest.param("dvdn_gt", 4, 300, 128, id="dvdn_gt", marks=pytest.mark.slow)]
+
+
+@pytest.mark.parametrize("algo, agents, steps, updates", MPI_CASES)
+def test_mpi_agents_equal_the_simulator(algo, agents, steps, updates, mpi_env, tmp_path):
+    """`netmarl agent` (one process per agent and one for the environment) trains as the in-process
+    simulator does: the same records at every evaluation point and the same final parameters, to
+    the run's own float sensitivity; the environment rank shows and logs what `netmarl train` does.
+    `updates`: at least this many learning updates in `steps` env steps."""
+    task = f"lbf:Foraging-5x5-{agents}p-1f"
+    overrides = [f"algo={algo}", *TINY, f"env={task}", f"run.total_steps={steps}",
+                 f"run.eval_interval={min(150, steps // 2)}"]
     run_dir = tmp_path / algo
     # with progress and a TensorBoard logger (the environment rank shows and writes what
     # `netmarl train` does); neither changes a number
     shown = ["run.progress=true", "run.loggers=[jsonl,tensorboard]"]
-    proc = _agent(mpi_env, run_dir, [*overrides, *shown], limit=420)
+    proc = _agent(mpi_env, run_dir, [*overrides, *shown], limit=420, agents=agents)
     sim_records, carry = _simulate(overrides)  # runs while the MPI job runs
     nudged_records, nudged = _simulate(overrides, nudge=True)
     out, _ = proc.communicate()
     assert proc.returncode == 0, out[-3000:]
     mpi_records = _metrics(run_dir / "metrics.jsonl")
-    _assert_shown_as_train_shows(out, run_dir, mpi_records, f"{algo} on lbf:Foraging-5x5-4p-1f", STEPS[algo])
+    _assert_shown_as_train_shows(out, run_dir, mpi_records, f"{algo} on {task}", steps)
     assert [r["point"] for r in mpi_records] == [r["point"] for r in sim_records]
-    assert sim_records[-1]["updates"] >= UPDATES[algo]
+    assert sim_records[-1]["updates"] >= updates
     for sim, nud, dist in zip(sim_records, nudged_records, mpi_records):
         for key in ("env_steps", "episodes", "updates"):
             assert sim[key] == dist[key], (key, sim, dist)
@@ -223,16 +230,21 @@ def test_mpi_agents_equal_the_simulator(algo, mpi_env, tmp_path):
                     "floats_sent"):
             if key in sim:
                 _close(dist[key], sim[key], nud[key], f"point {sim['point']} {key}")
+    _assert_final_params_equal(run_dir, carry, nudged, agents)
+    assert (run_dir / "summary.json").exists()
+    from netmarl.results.table import load_curves
+    assert algo in load_curves([run_dir])[task]
+
+
+def _assert_final_params_equal(run_dir: Path, carry, nudged, agents: int) -> None:
+    """Each agent process's saved final parameters are the simulator's agent row (seed 0)."""
     params = jax.tree_util.tree_flatten_with_path(jax.tree.map(lambda x: x[0], carry.learner.params))[0]
     nudged_params = jax.tree.leaves(jax.tree.map(lambda x: x[0], nudged.learner.params))
-    for i in range(4):
+    for i in range(agents):
         saved = np.load(run_dir / f"agent_{i}" / "final_params.npz")
         for (path, leaf), nudged_leaf in zip(params, nudged_params):
             _close(saved[jax.tree_util.keystr(path)], leaf[i], nudged_leaf[i],
                    f"agent {i} {jax.tree_util.keystr(path)}")
-    assert (run_dir / "summary.json").exists()
-    from netmarl.results.table import load_curves
-    assert algo in load_curves([run_dir])["lbf:Foraging-5x5-4p-1f"]
 
 
 def _assert_shown_as_train_shows(out: str, run_dir: Path, records: list[dict], title: str,
