@@ -215,12 +215,12 @@ def select(jobs: list[Job], only: str | None) -> list[Job]:
     (all of them when None); a pattern that matches no job is an error naming the jobs."""
     if only is None:
         return jobs
-    patterns = only.split(",")
-    unmatched = [p for p in patterns if not any(fnmatch.fnmatch(j.path.name, p) for j in jobs)]
+    names = [j.path.name for j in jobs]
+    matched = {p: set(fnmatch.filter(names, p)) for p in only.split(",")}
+    unmatched = [p for p, hits in matched.items() if not hits]
     if unmatched:
-        raise SystemExit(f"--only {', '.join(unmatched)} matches none of the jobs: "
-                         f"{', '.join(j.path.name for j in jobs)}")
-    return [j for j in jobs if any(fnmatch.fnmatch(j.path.name, p) for p in patterns)]
+        raise SystemExit(f"--only {', '.join(unmatched)} matches none of the jobs: {', '.join(names)}")
+    return [j for j in jobs if any(j.path.name in hits for hits in matched.values())]
 
 
 def archive(job: Job, folder: Path | None) -> None:
