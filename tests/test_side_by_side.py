@@ -8,11 +8,13 @@ import importlib.util
 import json
 import math
 import re
+import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))  # the benchmark scripts import each other by name
 FIXTURES = Path(__file__).parent / "fixtures" / "side_by_side"
 EPYMARL = Path("/work/shared/reference/epymarl")
 
@@ -193,8 +195,6 @@ def test_package_env_overrides_compose_to_the_host_path(tmp_path):
 def test_host_env_report_verdicts_and_speeds(tmp_path):
     """The report of benchmarks/host_env_side_by_side.py on made-up runs with known answers."""
     import argparse
-    import sys
-    sys.path.insert(0, str(ROOT / "benchmarks"))
     from host_env_report import write_report
 
     def run(returns, steps, wall):
@@ -238,8 +238,6 @@ def test_latest_measured_takes_the_newest_run_that_measured_the_setting(tmp_path
 def test_report_keeps_hand_written_notes_across_regenerations(tmp_path):
     """A report's notes live in `<stem>.notes.md` beside it and are included, under a heading that
     names the file, every time the report is written; no notes file, no section."""
-    import sys
-    sys.path.insert(0, str(ROOT / "benchmarks"))
     from side_by_side_report import notes_lines, notes_path
     out = tmp_path / "epymarl_x.md"
     assert notes_lines(out) == []
@@ -252,8 +250,6 @@ def test_report_keeps_hand_written_notes_across_regenerations(tmp_path):
 def test_report_shows_netmarl_cold_and_warm_compilation_cache_runs_apart():
     """netmarl runs of a setting share a compilation cache: the report gives the first (cold) and
     the later (warm) runs' whole-run rates each against EPyMARL's, besides their mean in the table."""
-    import sys
-    sys.path.insert(0, str(ROOT / "benchmarks"))
     from side_by_side_report import throughput_section
     setting = lib.make_setting("vdn", "mlp")
 
@@ -271,8 +267,6 @@ def test_report_shows_netmarl_cold_and_warm_compilation_cache_runs_apart():
 def test_floor_counts_every_step_of_a_scan_where_xla_counts_its_body_once():
     """The floor's FLOPs: a GRU's 51-step scan counts 51 bodies (XLA's cost analysis, used before,
     counts one), gradients as traced, and a cond's costliest branch."""
-    import sys
-    sys.path.insert(0, str(ROOT / "benchmarks"))
     import jax
     import jax.numpy as jnp
     from side_by_side_profile import matmul_flops
@@ -289,8 +283,6 @@ def test_floor_rows_for_both_families_and_how_far_epymarl_is_from_it():
     """The floor counts the updates' and the episodes' FLOPs (the policy family's per episode), and
     EPyMARL / floor bounds the speed-up any implementation could reach; a profile from before the
     corrected FLOP count is named, not used."""
-    import sys
-    sys.path.insert(0, str(ROOT / "benchmarks"))
     from side_by_side_floor import floor_and_profile
     value, policy, old = lib.make_setting("vdn", "gru"), lib.make_setting("ippo", "gru"), lib.make_setting("iql", "gru")
 
@@ -316,8 +308,6 @@ def test_archive_resumes_a_benchmark_on_a_machine_without_its_run_directories(tm
     """With --archive, each finished job's result.json is copied there; a later invocation with an
     empty runs folder takes those jobs as done and runs only the others."""
     import argparse
-    import sys
-    sys.path.insert(0, str(ROOT / "benchmarks"))
     from epymarl_side_by_side import plan, run_all
     setting = lib.make_setting("vdn", "mlp")
     archive = tmp_path / "archive"
@@ -339,8 +329,6 @@ def test_archive_resumes_a_benchmark_on_a_machine_without_its_run_directories(tm
 
 
 def test_only_selects_jobs_by_pattern_and_names_the_jobs_when_none_match(tmp_path):
-    import sys
-    sys.path.insert(0, str(ROOT / "benchmarks"))
     from epymarl_side_by_side import plan, select
     jobs = plan([lib.make_setting("vdn", "mlp")], 3, tmp_path, [])
     assert select(jobs, None) == jobs
@@ -353,8 +341,6 @@ def test_only_selects_jobs_by_pattern_and_names_the_jobs_when_none_match(tmp_pat
 def test_learning_section_gives_no_verdict_against_a_single_epymarl_run():
     """A report regenerated while the benchmark runs may have one EPyMARL seed: its 'CI' is a point,
     so the row gives the numbers and the p-value but no inside/above/below verdict."""
-    import sys
-    sys.path.insert(0, str(ROOT / "benchmarks"))
     from side_by_side_report import learning_section
     setting = lib.make_setting("vdn", "mlp")
 
