@@ -1,6 +1,10 @@
 import os
 from pathlib import Path
 
+import pytest
+
+from tests.compiler import TEST_XLA_FLAGS, users_compiler
+
 os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 # The suite compiles far more than it runs (a tiny config's iteration compiles in 10 s and runs in
@@ -11,9 +15,8 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 # learning checks, and bitwise equality of two different programs, which these settings do not keep.
 # Flags, not JAX options, so that every subprocess a test starts (CLI, mpirun, cluster workers)
 # compiles the same way. NETMARL_TEST_FULL_OPT=1 tests with the compiler settings users run with;
-# NETMARL_TEST_CHEAP_XLA names the cheap flags to the xdist workers and to pytest_pyfunc_call.
-TEST_XLA_FLAGS = ("--xla_cpu_use_fusion_emitters=false --xla_backend_optimization_level=0 "
-                  "--xla_llvm_disable_expensive_passes=true")
+# NETMARL_TEST_CHEAP_XLA tells the xdist workers and `users_compiler` (tests/compiler.py) that
+# the cheap flags are on.
 # First: XLA stops reading XLA_FLAGS at a word without dashes such as `intra_op_parallelism_threads=1`
 # (the flags after it are silently ignored).
 if os.environ.get("NETMARL_TEST_FULL_OPT") != "1" and TEST_XLA_FLAGS not in os.environ["XLA_FLAGS"]:
@@ -50,25 +53,16 @@ def pytest_sessionfinish(session, exitstatus):
 
 
 def pytest_configure(config):
-    config.addinivalue_line("markers", "users_compiler: runs in a subprocess compiled with users' XLA "
-                            "settings, not the suite's cheap ones (long-running learning checks, "
-                            "bitwise equality of two programs)")
+    config.addinivalue_line("markers", "users_compiler: compiled with users' XLA settings, not the "
+                            "suite's cheap ones (long-running learning checks, bitwise equality of "
+                            "two programs)")
 
 
-def pytest_pyfunc_call(pyfuncitem):
-    """A `users_compiler` test, under the suite's cheap compiler settings, runs itself again in a
-    pytest subprocess with users' settings (NETMARL_TEST_FULL_OPT=1, XLA_FLAGS without the cheap
-    flags) and passes when that run passes."""
-    cheap = os.environ.get("NETMARL_TEST_CHEAP_XLA")
-    if not cheap or pyfuncitem.get_closest_marker("users_compiler") is None:
-        return None
-    import subprocess
-    import sys
-    env = {**os.environ, "NETMARL_TEST_FULL_OPT": "1",
-           "XLA_FLAGS": os.environ["XLA_FLAGS"].replace(cheap, "").strip()}
-    env.pop("NETMARL_TEST_CHEAP_XLA")
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist",
-                           pyfuncitem.nodeid], env=env, capture_output=True, text=True,
-                          cwd=str(pyfuncitem.config.rootpath))
-    assert proc.returncode == 0 and "1 passed" in proc.stdout, proc.stdout[-3000:]
-    return True
+@pytest.fixture(autouse=True)
+def _users_compiler_marker(request):
+    """A `users_compiler` test runs inside `users_compiler()`."""
+    if request.node.get_closest_marker("users_compiler") is None:
+        yield
+        return
+    with users_compiler():
+        yield

@@ -17,6 +17,7 @@ def least_squares_sum(table: np.ndarray) -> np.ndarray:
     return table.mean(1)[:, None] + table.mean(0)[None, :] - table.mean()
 
 
+@pytest.mark.users_compiler  # long-running: compiled as users compile (tests/compiler.py)
 def test_vdn_fits_the_linear_game_exactly():
     """Calibrated (40 seeds): max |Q_tot − R| < 1e-3 on every seed (IQL's sum ≥ 1.9, frozen ≥ 8.3):
     threshold 0.2."""
@@ -24,7 +25,7 @@ def test_vdn_fits_the_linear_game_exactly():
     np.testing.assert_allclose(table, LINEAR, atol=0.2)
 
 
-@pytest.mark.users_compiler  # long-running: compiled as users compile (conftest.py)
+@pytest.mark.users_compiler  # long-running: compiled as users compile (tests/compiler.py)
 def test_qmix_recovers_monotonic_game_where_vdn_cannot():
     """Calibrated (docs/results/test_calibration.md, 40 seeds): QMIX's |Q_tot(B,B) − 10| is
     0.026 ± 0.059 (worst 0.345; VDN's ≥ 2.0, frozen ≥ 8.8): threshold 0.5, z = 8.1. VDN's
@@ -39,6 +40,7 @@ def test_qmix_recovers_monotonic_game_where_vdn_cannot():
     np.testing.assert_allclose(vdn, least_squares_sum(MONOTONIC), atol=1.0)  # [[-2.5, 2.5], [2.5, 7.5]]
 
 
+@pytest.mark.users_compiler  # long-running: compiled as users compile (tests/compiler.py)
 def test_vdn_misses_the_climbing_optimum():
     """Calibrated (40 seeds): VDN's max |Q_tot − least squares| is 1.80 ± 0.60 (worst 3.46; IQL's sum
     ≥ 5.6, frozen ≥ 10.2): threshold 4.0, z = 3.6; its greedy joint action is (C, C) on every seed.

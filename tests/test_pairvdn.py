@@ -27,6 +27,7 @@ def test_cycle_game_payoffs():
     assert table[0, 1, 2] == climbing[0, 1] + climbing[1, 2] + climbing[2, 0]
 
 
+@pytest.mark.users_compiler  # long-running: compiled as users compile (tests/compiler.py)
 def test_pairvdn_finds_the_optimum_of_a_pairwise_cycle_game_where_vdn_does_not():
     """Calibrated (docs/results/test_calibration.md, 40 seeds): PairVDN's max |Q_tot − R| is
     0.064 ± 0.115 (worst 0.557; VDN ≥ 56.6, frozen ≥ 52.8): threshold 1.0, z = 8.2; its greedy joint
