@@ -93,6 +93,9 @@ class PolicyConfig:
     entropy_anneal_steps: int = 0  # ... to entropy_coef over this many env steps (Pareto-AC)
     epochs: int = 1  # passes over each iteration's episodes (PPO: 4)
     minibatches: int = 1  # minibatches of whole episodes per pass (must divide run.num_envs)
+    length_buckets: int = 1  # B > 1: the updates run on the first ceil(T·b/B) steps of the episodes,
+    #   b the smallest bucket holding the iteration's longest episode (the same losses: the steps cut
+    #   are padding), compiled once per bucket; speeds up tasks whose episodes end well before T
     clip_eps: float = 0.2  # PPO ratio clip epsilon
     value_norm: bool = False  # critic learns standardised targets (running mean / std of targets)
     value_norm_scope: str = "pooled"  # pooled: one mean / std over every agent's targets (a central
@@ -210,7 +213,7 @@ RANGES: dict[str, str] = {
     "algo.policy.n_step": "[1, inf)", "algo.policy.gae_lambda": "[0, 1]",
     "algo.policy.entropy_coef": "[0, inf)", "algo.policy.entropy_start": "[0, inf)",
     "algo.policy.entropy_anneal_steps": "[0, inf)", "algo.policy.epochs": "[1, inf)",
-    "algo.policy.minibatches": "[1, inf)", "algo.policy.clip_eps": "(0, inf)",
+    "algo.policy.minibatches": "[1, inf)", "algo.policy.length_buckets": "[1, inf)", "algo.policy.clip_eps": "(0, inf)",
     "algo.policy.max_joint_actions": "[1, inf)", "algo.dgat.hops": "[0, inf)", "algo.dgat.width": "[1, inf)",
     "algo.dgat.alpha_consensus": "[0, inf)", "algo.dgat.lr": "(0, inf)",
     "run.total_steps": "[1, inf)", "run.seeds": "[1, inf)", "run.seed": "[0, inf)",

@@ -350,3 +350,26 @@ def test_small_heads_scale_the_output_layers_and_can_be_turned_off():
         others = [k for k in layers if k != last]
         assert all(np.array_equal(a, b) for k in others for a, b in
                    zip(jax.tree.leaves(layers[k]), jax.tree.leaves(plain_layers[k])))
+
+
+def test_length_buckets_update_on_the_prefix_holding_every_episode_with_the_same_result():
+    """algo.policy.length_buckets=3 on T = 6: episodes of at most 3 steps train on the first 4 steps
+    (buckets 2, 4, 6), and the updates equal those on all 6 steps (the steps cut are padding)."""
+    from netmarl.algos.policy.update import prefix, prepare_batch
+    base = ["algo=ippo_ns", "env=lbf:Foraging-5x5-2p-1f", "env.options.max_steps=6", "algo.hidden=8",
+            "run.num_envs=2", "algo.policy.epochs=2"]
+    trainer = Trainer(compose(base))
+    carry = jax.tree.map(lambda x: x[0], trainer.init_seeds())
+    episodes = jax.jit(trainer.collect)(carry)
+    short = jnp.arange(6) < jnp.array([[3], [2]])  # episode lengths 3 and 2
+    episodes = episodes._replace(filled=short, terminated=short & ~jnp.pad(short, ((0, 0), (0, 1)))[:, 1:])
+    learned = {}
+    for buckets in (1, 3):
+        learner = Trainer(compose([*base, f"algo.policy.length_buckets={buckets}"])).learner
+        learned[buckets] = jax.jit(learner.learn)(carry.learner, episodes, jax.random.PRNGKey(3), jnp.int32(0))
+    for x, y in zip(jax.tree.leaves(learned[1]), jax.tree.leaves(learned[3])):
+        np.testing.assert_allclose(x, y, rtol=2e-5, atol=1e-6)
+    batch, _ = prepare_batch(trainer.learner, carry.learner, episodes, jax.random.PRNGKey(0))
+    cut = prefix(batch, 4)
+    assert cut.episode.obs.shape[1] == 5 and cut.adv.shape[1] == 4 and cut.episode.filled.shape == (2, 4)
+    assert cut.logp_old.shape[1] == 4 and cut.critic_in.shape[1] == 5

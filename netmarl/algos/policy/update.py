@@ -128,8 +128,31 @@ def _action_value(learner, state: PolicyState, episodes, x, pi, actions, r, disc
 
 
 def update_epochs(learner, state: PolicyState, batch: Batch, key: Array, coef: Array):
-    """`epochs` shuffled passes over the K episodes in `minibatches` minibatches (one update each).
+    """`epochs` shuffled passes over the K episodes in `minibatches` minibatches (one update each),
+    on the shortest prefix of the T steps (of `length_buckets` lengths) that holds every episode.
     Returns (state, PolicyMetrics summed over the updates)."""
+    horizon, buckets = batch.adv.shape[1], learner.config.policy.length_buckets
+    lengths = sorted({-(-horizon * b // buckets) for b in range(1, buckets + 1)})  # ceil(T·b/B)
+    if len(lengths) == 1:
+        return _update_epochs(learner, state, batch, key, coef)
+    longest = batch.episode.filled.sum(1).max()  # `filled` is a prefix of each episode's steps
+    branches = [functools.partial(_on_prefix, learner, t) for t in lengths]
+    return jax.lax.switch(jnp.searchsorted(jnp.array(lengths), longest), branches, state, batch, key, coef)
+
+
+def _on_prefix(learner, length: int, state: PolicyState, batch: Batch, key: Array, coef: Array):
+    return _update_epochs(learner, state, prefix(batch, length), key, coef)
+
+
+def prefix(batch: Batch, length: int) -> Batch:
+    """The first `length` steps of every episode: leaves [K, T, ...] -> [K, length, ...] and
+    [K, T+1, ...] -> [K, length + 1, ...] (their last step is the bootstrap step); others as they are."""
+    horizon = batch.adv.shape[1]
+    cut = {horizon: length, horizon + 1: length + 1}
+    return jax.tree.map(lambda x: x[:, :cut[x.shape[1]]] if x.ndim > 1 and x.shape[1] in cut else x, batch)
+
+
+def _update_epochs(learner, state: PolicyState, batch: Batch, key: Array, coef: Array):
     p = learner.config.policy
     k = batch.adv.shape[0]
 
