@@ -118,3 +118,24 @@ def test_psi_gradients_are_clipped_per_agent():
     clipped, _ = clip_by_agent_norm(1.0, axis=1).update({"w": jnp.ones((2, 3, 4)) * scale}, None)
     norms = np.linalg.norm(np.moveaxis(np.asarray(clipped["w"]), 1, 0).reshape(3, -1), axis=1)
     np.testing.assert_allclose(norms, [1.0, 0.1 * np.sqrt(8), 1.0], rtol=1e-6)
+
+
+def test_agent_processes_update_on_the_simulators_bucket():
+    """algo.policy.length_buckets under MPI: agent i cuts its episodes and targets to the bucket the
+    simulator's update_epochs picks (the shortest ceil(T·b/B) holding the longest episode)."""
+    from netmarl.algos.policy.learner import PolicyLearner
+    from netmarl.distributed.policy_learner import AgentBatch, AgentPolicy, Targets
+    from netmarl.envs import make
+    env = make("jaxmarl:MPE_simple_spread_v3", time_limit=8)
+    config = compose(["algo=dg_mappo", "env=jaxmarl:MPE_simple_spread_v3", "algo.policy.length_buckets=4"])
+    agent = AgentPolicy(PolicyLearner(config.algo, env), index=1, num_envs=2)
+    k, t, n = 2, 8, env.num_agents
+    filled = np.arange(t) < np.array([[5], [3]])  # the longest episode: 5 steps -> bucket 6 of 2, 4, 6, 8
+    batch = AgentBatch(np.zeros((k, t + 1, 1, env.obs_dim)), np.ones((k, t + 1, 1, env.num_actions), bool),
+                       np.zeros((k, t, 1), np.int32), np.zeros((k, t, 1)), np.zeros((k, t)),
+                       np.zeros((k, t), bool), filled, np.zeros((k, t + 1, n, n), bool))
+    targets = Targets(*(np.zeros((k, t, 1)) for _ in Targets._fields))
+    cut, cut_targets = agent._prefix(batch, targets)
+    assert cut.obs.shape[1] == cut.graph.shape[1] == 7 and cut.filled.shape == (2, 6)
+    assert all(x.shape == (2, 6, 1) for x in cut_targets)
+    np.testing.assert_array_equal(cut.filled, filled[:, :6])

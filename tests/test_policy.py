@@ -355,7 +355,7 @@ def test_small_heads_scale_the_output_layers_and_can_be_turned_off():
 def test_length_buckets_update_on_the_prefix_holding_every_episode_with_the_same_result():
     """algo.policy.length_buckets=3 on T = 6: episodes of at most 3 steps train on the first 4 steps
     (buckets 2, 4, 6), and the updates equal those on all 6 steps (the steps cut are padding)."""
-    from netmarl.algos.policy.update import prefix, prepare_batch
+    from netmarl.algos.policy.update import prepare_batch, time_prefix
     base = ["algo=ippo_ns", "env=lbf:Foraging-5x5-2p-1f", "env.options.max_steps=6", "algo.hidden=8",
             "run.num_envs=2", "algo.policy.epochs=2"]
     trainer = Trainer(compose(base))
@@ -370,6 +370,6 @@ def test_length_buckets_update_on_the_prefix_holding_every_episode_with_the_same
     for x, y in zip(jax.tree.leaves(learned[1]), jax.tree.leaves(learned[3])):
         np.testing.assert_allclose(x, y, rtol=2e-5, atol=1e-6)
     batch, _ = prepare_batch(trainer.learner, carry.learner, episodes, jax.random.PRNGKey(0))
-    cut = prefix(batch, 4)
+    cut = time_prefix(batch, 6, 4)
     assert cut.episode.obs.shape[1] == 5 and cut.adv.shape[1] == 4 and cut.episode.filled.shape == (2, 4)
     assert cut.logp_old.shape[1] == 4 and cut.critic_in.shape[1] == 5

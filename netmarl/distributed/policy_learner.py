@@ -28,7 +28,8 @@ import optax
 
 from netmarl.algos.policy.learner import PolicyLearner
 from netmarl.algos.policy.pieces import entropy
-from netmarl.algos.policy.update import PolicyState, _over, _state_value, update_value_stats
+from netmarl.algos.policy.update import (PolicyState, _over, _state_value, bucket_lengths, time_prefix,
+                                         update_value_stats)
 from netmarl.algos.value.learner import update_reward_stats
 from netmarl.comm import degree_weights, metropolis_weights
 from netmarl.distributed.dgat_exchange import HopExchange, closed_rows, forward, own_views, hop_rows
@@ -143,6 +144,7 @@ class AgentPolicy:
             state = state._replace(value_stats=self.update_value_stats(state.value_stats, targets.target,
                                                                        batch.filled))
         coef = self.learner.entropy_coef(jnp.asarray(env_steps))
+        batch, targets = self._prefix(batch, targets)
         orders, k_average = self.epoch_keys(k_epochs)
         sums, grad_sq = [], []
         for order, keys in zip(np.asarray(orders), np.asarray(k_average)):
@@ -153,6 +155,14 @@ class AgentPolicy:
                 sums.append(terms)
                 grad_sq.append(g2)
         return self.learner.update_target(state), sums, grad_sq
+
+    def _prefix(self, batch: AgentBatch, targets: Targets) -> tuple[AgentBatch, Targets]:
+        """As update_epochs: the updates' steps, the shortest bucket holding every episode (every
+        agent computes the same one: the episodes' `filled` is the team's)."""
+        horizon = batch.filled.shape[1]
+        lengths = bucket_lengths(horizon, self.config.policy.length_buckets)
+        length = next(t for t in lengths if t >= int(np.asarray(batch.filled).sum(1).max()))
+        return time_prefix(batch, horizon, length), time_prefix(targets, horizon, length)
 
     def _epoch_keys(self, key: Array):
         """As update_epochs: (orders [E, M, K / M] of the episodes, averaging keys [E, M, 2])."""

@@ -131,8 +131,7 @@ def update_epochs(learner, state: PolicyState, batch: Batch, key: Array, coef: A
     """`epochs` shuffled passes over the K episodes in `minibatches` minibatches (one update each),
     on the shortest prefix of the T steps (of `length_buckets` lengths) that holds every episode.
     Returns (state, PolicyMetrics summed over the updates)."""
-    horizon, buckets = batch.adv.shape[1], learner.config.policy.length_buckets
-    lengths = sorted({-(-horizon * b // buckets) for b in range(1, buckets + 1)})  # ceil(T·b/B)
+    lengths = bucket_lengths(batch.adv.shape[1], learner.config.policy.length_buckets)
     if len(lengths) == 1:
         return _update_epochs(learner, state, batch, key, coef)
     longest = batch.episode.filled.sum(1).max()  # `filled` is a prefix of each episode's steps
@@ -140,16 +139,20 @@ def update_epochs(learner, state: PolicyState, batch: Batch, key: Array, coef: A
     return jax.lax.switch(jnp.searchsorted(jnp.array(lengths), longest), branches, state, batch, key, coef)
 
 
+def bucket_lengths(horizon: int, buckets: int) -> list[int]:
+    """The step counts the updates may run on: ceil(T·b/B) for b = 1 … B (algo.policy.length_buckets)."""
+    return sorted({-(-horizon * b // buckets) for b in range(1, buckets + 1)})
+
+
 def _on_prefix(learner, length: int, state: PolicyState, batch: Batch, key: Array, coef: Array):
-    return _update_epochs(learner, state, prefix(batch, length), key, coef)
+    return _update_epochs(learner, state, time_prefix(batch, batch.adv.shape[1], length), key, coef)
 
 
-def prefix(batch: Batch, length: int) -> Batch:
+def time_prefix(tree, horizon: int, length: int):
     """The first `length` steps of every episode: leaves [K, T, ...] -> [K, length, ...] and
     [K, T+1, ...] -> [K, length + 1, ...] (their last step is the bootstrap step); others as they are."""
-    horizon = batch.adv.shape[1]
     cut = {horizon: length, horizon + 1: length + 1}
-    return jax.tree.map(lambda x: x[:, :cut[x.shape[1]]] if x.ndim > 1 and x.shape[1] in cut else x, batch)
+    return jax.tree.map(lambda x: x[:, :cut[x.shape[1]]] if x.ndim > 1 and x.shape[1] in cut else x, tree)
 
 
 def _update_epochs(learner, state: PolicyState, batch: Batch, key: Array, coef: Array):
