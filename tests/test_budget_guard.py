@@ -29,7 +29,9 @@ def _inner_session(tmp_path: Path, budget: str) -> subprocess.CompletedProcess:
     shutil.copy(Path(__file__).with_name("conftest.py"), tmp_path / "conftest.py")
     (tmp_path / "test_inner.py").write_text(INNER)
     (tmp_path / "pytest.ini").write_text("[pytest]\nmarkers =\n    slow: long\n")
-    env = {**os.environ, "NETMARL_TEST_LIMIT_S": "1", "NETMARL_TEST_BUDGET": budget}
+    root = str(Path(__file__).resolve().parents[1])  # our conftest imports tests/compiler.py
+    env = {**os.environ, "NETMARL_TEST_LIMIT_S": "1", "NETMARL_TEST_BUDGET": budget,
+           "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
     return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
                            "-p", "no:xdist", str(tmp_path)], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=120)
