@@ -46,7 +46,8 @@ def _compose(overrides: tuple[str, ...]):
 
     from netmarl.config import TrainConfig
 
-    ConfigStore.instance().store(name="base_config", node=TrainConfig)
+    if "base_config.yaml" not in ConfigStore.instance().repo:  # converting TrainConfig: 15 % of a compose
+        ConfigStore.instance().store(name="base_config", node=TrainConfig)
     try:
         with initialize_config_dir(str(CONF_DIR), version_base=None):
             cfg = hydra_compose("config", overrides=[_expand(o) for o in overrides])
