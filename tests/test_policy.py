@@ -369,6 +369,16 @@ def test_length_buckets_update_on_the_prefix_holding_every_episode_with_the_same
         learned[buckets] = jax.jit(learner.learn)(carry.learner, episodes, jax.random.PRNGKey(3), jnp.int32(0))
     for x, y in zip(jax.tree.leaves(learned[1]), jax.tree.leaves(learned[3])):
         np.testing.assert_allclose(x, y, rtol=2e-5, atol=1e-6)
+    # vmapped seeds (the runner's named axis) share one bucket: a real switch, not every bucket's
+    # update computed and selected, and each seed's result is its own
+    from netmarl.train.seed_axis import SEED_AXIS
+    two = jax.tree.map(lambda x: jnp.stack([x, x]), (carry.learner, episodes))
+    args = (*two, jax.random.PRNGKey(3), jnp.int32(0))
+    named = jax.vmap(learner.learn, (0, 0, None, None), axis_name=SEED_AXIS)
+    conds = lambda f: str(jax.make_jaxpr(f)(*args)).count("cond[")  # noqa: E731
+    assert conds(named) == conds(jax.vmap(learner.learn, (0, 0, None, None))) + 1
+    for x, y in zip(jax.tree.leaves(jax.jit(named)(*args)), jax.tree.leaves(learned[3])):
+        np.testing.assert_allclose(x[1], y, rtol=2e-5, atol=1e-6)
     batch, _ = prepare_batch(trainer.learner, carry.learner, episodes, jax.random.PRNGKey(0))
     cut = time_prefix(batch, 6, 4)
     assert cut.episode.obs.shape[1] == 5 and cut.adv.shape[1] == 4 and cut.episode.filled.shape == (2, 4)

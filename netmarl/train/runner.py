@@ -26,6 +26,7 @@ from netmarl.envs import make, select_tree
 from netmarl.train.families import make_family
 from netmarl.train.replay import Episode
 from netmarl.train.rollout import episode_return, evaluate
+from netmarl.train.seed_axis import SEED_AXIS
 
 Array = jax.Array
 
@@ -142,7 +143,7 @@ class Trainer:
         seeds that already reached `until` env steps are left unchanged."""
         active = carry.env_steps < until
         replay = self.family.store_seeds(carry.replay, episodes, active)
-        return jax.vmap(self.advance)(carry, replay, episodes, stats, active)
+        return jax.vmap(self.advance, axis_name=SEED_AXIS)(carry, replay, episodes, stats, active)
 
     def zero_stats(self) -> ChunkStats:
         return _zero_stats(self.family.metrics)

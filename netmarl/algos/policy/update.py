@@ -19,6 +19,7 @@ from netmarl.algos.policy.inputs import masked_mean
 from netmarl.algos.policy.pieces import entropy, n_step_returns
 from netmarl.algos.value.learner import RewardStats, update_reward_stats
 from netmarl.nets.agents import apply_sequence
+from netmarl.train.seed_axis import max_over_seeds
 from netmarl.train.replay import Episode
 
 Array = jax.Array
@@ -134,7 +135,9 @@ def update_epochs(learner, state: PolicyState, batch: Batch, key: Array, coef: A
     lengths = bucket_lengths(batch.adv.shape[1], learner.config.policy.length_buckets)
     if len(lengths) == 1:
         return _update_epochs(learner, state, batch, key, coef)
-    longest = batch.episode.filled.sum(1).max()  # `filled` is a prefix of each episode's steps
+    # `filled` is a prefix of each episode's steps; vmapped seeds share one bucket (the longest
+    # over them), else the switch would run every bucket's update (netmarl/train/seed_axis.py)
+    longest = max_over_seeds(batch.episode.filled.sum(1).max())
     branches = [functools.partial(_on_prefix, learner, t) for t in lengths]
     return jax.lax.switch(jnp.searchsorted(jnp.array(lengths), longest), branches, state, batch, key, coef)
 
