@@ -45,7 +45,8 @@ def cell_text(finals: list[float], seeds: int, steps: list[int]) -> str:
     """'median (std)' in % over the finished seeds, with their count and budget when short."""
     won = 100 * np.asarray(finals)
     spread = f"{np.std(won, ddof=1):.1f}" if len(won) > 1 else "–"
-    budget = f"{min(steps) / 1e6:g}M" if min(steps) == max(steps) else f"{min(steps) / 1e6:g}-{max(steps) / 1e6:g}M"
+    low, high = (f"{x / 1e6:.3g}" for x in (min(steps), max(steps)))
+    budget = f"{low}M" if low == high else f"{low}-{high}M"
     note = f" [{len(won)}/{seeds} seeds, {budget}]"
     return f"{np.median(won):.1f} ({spread}){note}"
 
