@@ -1,9 +1,9 @@
 """The suite's cheap XLA settings (tests/conftest.py) and the way back to users' settings.
 
 `users_compiler()` compiles every program compiled inside it with users' settings: XLA's
-per-compile options override the cheap XLA_FLAGS, in this process (a test marked `users_compiler` runs inside
-it; fixtures that run long programs use it directly). A Box Jump fixture's 48k physics steps take
-37 s cheap and 22 s so; the bitwise host-path check passes so and fails cheap by one ulp.
+per-compile options override the cheap XLA_FLAGS, in this process (a test marked `users_compiler`
+runs inside it; fixtures that run long programs use it directly). A Box Jump fixture's 48k physics
+steps take 31 s cheap and 21 s so; the bitwise host-path check passes so and fails cheap by one ulp.
 """
 from __future__ import annotations
 
