@@ -161,7 +161,7 @@ class AgentPolicy:
         agent computes the same one: the episodes' `filled` is the team's)."""
         horizon = batch.filled.shape[1]
         lengths = bucket_lengths(horizon, self.config.policy.length_buckets)
-        length = next(t for t in lengths if t >= int(np.asarray(batch.filled).sum(1).max()))
+        length = lengths[int(np.searchsorted(lengths, np.asarray(batch.filled).sum(1).max()))]  # as the simulator
         return time_prefix(batch, horizon, length), time_prefix(targets, horizon, length)
 
     def _epoch_keys(self, key: Array):
